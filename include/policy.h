@@ -1,0 +1,97 @@
+/*
+ * policy.h - one message's journey, independent of libmilter: direction,
+ * sender identity and exemptions at MAIL FROM, a reservation per recipient
+ * at RCPT TO, commit at end of message, release on abort. The callbacks
+ * translate libmilter calls into these functions and their results back.
+ */
+#ifndef OBM_POLICY_H
+#define OBM_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "address.h"
+#include "cidr.h"
+#include "config.h"
+#include "network.h"
+#include "store.h"
+
+#define QID_MAX 64
+#define REPLY_MAX 512
+
+/* per SMTP connection */
+struct conn_state {
+	struct ipaddr client;
+	char client_text[64];
+	char daemon_name[64];
+	struct msg_state *msg; /* the transaction in progress, or NULL */
+};
+
+/* one recipient network seen in the current message */
+struct net_tally {
+	char name[NETWORK_MAX];
+	unsigned accepted;
+	unsigned tempfailed;
+	unsigned long long msg_units; /* bit per rule: count=messages unit held */
+};
+
+/* per transaction (MAIL FROM .. end of message / abort) */
+struct msg_state {
+	struct config *cfg; /* the snapshot this message runs under (a reference) */
+	bool outbound;
+	bool limited; /* outbound and not exempt */
+	bool store_failed;
+	struct address sender;
+	char sender_id[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char qid[QID_MAX];
+	char id[48]; /* unique id; members of reservations derive from it */
+	unsigned rcpt_seq;
+	unsigned rcpts;
+	unsigned tempfailed;
+
+	struct store_unit *held; /* reservations held (strings owned here) */
+	size_t n_held, cap_held;
+	struct net_tally *nets;
+	size_t n_nets, cap_nets;
+};
+
+enum rcpt_outcome {
+	RCPT_ACCEPT,
+	RCPT_TEMPFAIL_LIMIT, /* 451 4.7.1 */
+	RCPT_TEMPFAIL_ERROR, /* 451 4.3.0 */
+};
+
+struct rcpt_result {
+	enum rcpt_outcome outcome;
+	char reply[REPLY_MAX]; /* text after the codes, for the SMTP reply */
+};
+
+enum eom_outcome { EOM_ACCEPT, EOM_TEMPFAIL_ERROR };
+
+struct eom_result {
+	enum eom_outcome outcome;
+	bool add_header; /* add header_name: header_value */
+	char header_name[128];
+	char header_value[128];
+};
+
+void policy_conn_init(struct conn_state *c, const struct ipaddr *client,
+		      const char *daemon_name);
+/* end of connection: releases and frees any transaction in progress */
+void policy_conn_end(struct conn_state *c);
+
+/* MAIL FROM: starts a new transaction (ending any previous one) */
+void policy_mail(struct conn_state *c, const char *sender, const char *auth_user,
+		 const char *qid);
+/* RCPT TO */
+void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
+		 struct rcpt_result *res);
+/* end of message: commits reservations and logs the decision */
+void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res);
+/* the transaction ended without delivery (abort, reject, tempfail) */
+void policy_abort(struct conn_state *c);
+
+/* set once at start: a process-unique prefix for reservation ids */
+void policy_init(void);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * callbacks.c - the xxfi_* functions. They only translate: libmilter
+ * arguments and macros in, policy calls, SMTP replies and header changes
+ * out. Connection state lives in the libmilter private pointer.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "callbacks.h"
+#include "log.h"
+#include "policy.h"
+
+static atomic_int busy_callbacks;
+static atomic_int open_transactions;
+
+int callbacks_in_flight(void)
+{
+	return atomic_load(&busy_callbacks) + atomic_load(&open_transactions);
+}
+
+#define ENTER() atomic_fetch_add(&busy_callbacks, 1)
+#define LEAVE(v)                                       \
+	do {                                           \
+		atomic_fetch_sub(&busy_callbacks, 1);  \
+		return (v);                            \
+	} while (0)
+
+static const char *macro(SMFICTX *ctx, const char *name)
+{
+	const char *v = smfi_getsymval(ctx, (char *)name);
+	return v ? v : "";
+}
+
+static struct conn_state *conn_get(SMFICTX *ctx)
+{
+	struct conn_state *c = smfi_getpriv(ctx);
+
+	if (c == NULL) { /* connect info not sent: an unknown client */
+		struct ipaddr none = {0};
+
+		c = malloc(sizeof(*c));
+		if (c == NULL)
+			return NULL;
+		policy_conn_init(c, &none, macro(ctx, "{daemon_name}"));
+		smfi_setpriv(ctx, c);
+	}
+	return c;
+}
+
+/* end the transaction in progress without delivery: reservations go back */
+static void transaction_end(struct conn_state *c)
+{
+	if (c->msg == NULL)
+		return;
+	policy_abort(c);
+	atomic_fetch_sub(&open_transactions, 1);
+}
+
+/* smfi_setreply text: '%' must be doubled */
+static void set_reply(SMFICTX *ctx, const char *rcode, const char *xcode, const char *text)
+{
+	char buf[2 * REPLY_MAX];
+	size_t j = 0;
+
+	for (size_t i = 0; text[i] != '\0' && j + 2 < sizeof(buf); i++) {
+		if (text[i] == '%')
+			buf[j++] = '%';
+		buf[j++] = text[i];
+	}
+	buf[j] = '\0';
+	if (smfi_setreply(ctx, (char *)rcode, (char *)xcode, buf) != MI_SUCCESS)
+		log_msg(LOG_WARNING, macro(ctx, "i"), "could not set reply %s %s", rcode, xcode);
+}
+
+static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+			     unsigned long f2, unsigned long f3, unsigned long *pf0,
+			     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	const unsigned long skip = SMFIP_NOHELO | SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY |
+				   SMFIP_NOUNKNOWN | SMFIP_NODATA;
+	(void)f2;
+	(void)f3;
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
+	*pf1 = f1 & skip;
+	*pf2 = 0;
+	*pf3 = 0;
+	if (f0 & SMFIF_SETSYMLIST) {
+		smfi_setsymlist(ctx, SMFIM_CONNECT, "{daemon_name}");
+		smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen}");
+		smfi_setsymlist(ctx, SMFIM_ENVRCPT, "i");
+		smfi_setsymlist(ctx, SMFIM_EOM, "i");
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
+{
+	struct conn_state *c;
+	struct ipaddr ip;
+
+	(void)hostname;
+	ENTER();
+	c = smfi_getpriv(ctx);
+	if (c == NULL) {
+		c = malloc(sizeof(*c));
+		if (c == NULL)
+			LEAVE(SMFIS_TEMPFAIL);
+		smfi_setpriv(ctx, c);
+	} else {
+		transaction_end(c);
+	}
+	ipaddr_from_sockaddr((const struct sockaddr *)hostaddr, &ip);
+	policy_conn_init(c, &ip, macro(ctx, "{daemon_name}"));
+	LEAVE(SMFIS_CONTINUE);
+}
+
+static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct conn_state *c;
+
+	ENTER();
+	c = conn_get(ctx);
+	if (c == NULL)
+		LEAVE(SMFIS_TEMPFAIL);
+	transaction_end(c);
+	policy_mail(c, argv && argv[0] ? argv[0] : "", macro(ctx, "{auth_authen}"), macro(ctx, "i"));
+	atomic_fetch_add(&open_transactions, 1);
+	LEAVE(SMFIS_CONTINUE);
+}
+
+static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct conn_state *c = smfi_getpriv(ctx);
+	struct rcpt_result res;
+
+	ENTER();
+	if (c == NULL || c->msg == NULL)
+		LEAVE(SMFIS_CONTINUE);
+	policy_rcpt(c, argv && argv[0] ? argv[0] : "", macro(ctx, "i"), &res);
+	switch (res.outcome) {
+	case RCPT_TEMPFAIL_LIMIT:
+		set_reply(ctx, "451", "4.7.1", res.reply);
+		LEAVE(SMFIS_TEMPFAIL);
+	case RCPT_TEMPFAIL_ERROR:
+		set_reply(ctx, "451", "4.3.0", res.reply);
+		LEAVE(SMFIS_TEMPFAIL);
+	default:
+		LEAVE(SMFIS_CONTINUE);
+	}
+}
+
+static sfsistat cb_eom(SMFICTX *ctx)
+{
+	struct conn_state *c = smfi_getpriv(ctx);
+	struct eom_result res;
+	const char *qid = macro(ctx, "i");
+
+	ENTER();
+	if (c == NULL || c->msg == NULL)
+		LEAVE(SMFIS_CONTINUE);
+	policy_eom(c, qid, &res); /* commits and ends the transaction */
+	atomic_fetch_sub(&open_transactions, 1);
+	if (res.add_header &&
+	    smfi_addheader(ctx, res.header_name, res.header_value) != MI_SUCCESS) {
+		log_msg(LOG_ERR, qid, "could not add header %s", res.header_name);
+		set_reply(ctx, "451", "4.3.0", "Internal error, try again later");
+		LEAVE(SMFIS_TEMPFAIL);
+	}
+	LEAVE(SMFIS_CONTINUE);
+}
+
+static sfsistat cb_abort(SMFICTX *ctx)
+{
+	struct conn_state *c = smfi_getpriv(ctx);
+
+	ENTER();
+	if (c != NULL)
+		transaction_end(c);
+	LEAVE(SMFIS_CONTINUE);
+}
+
+static sfsistat cb_close(SMFICTX *ctx)
+{
+	struct conn_state *c = smfi_getpriv(ctx);
+
+	ENTER();
+	if (c != NULL) {
+		transaction_end(c);
+		policy_conn_end(c);
+		free(c);
+		smfi_setpriv(ctx, NULL);
+	}
+	LEAVE(SMFIS_CONTINUE);
+}
+
+struct smfiDesc callbacks_desc = {
+	.xxfi_name = "outbound-milter",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST,
+	.xxfi_connect = cb_connect,
+	.xxfi_envfrom = cb_envfrom,
+	.xxfi_envrcpt = cb_envrcpt,
+	.xxfi_eom = cb_eom,
+	.xxfi_abort = cb_abort,
+	.xxfi_close = cb_close,
+	.xxfi_negotiate = cb_negotiate,
+};

@@ -1,0 +1,310 @@
+/*
+ * main.c - outbound-milter, the daemon: options, configuration check and
+ * load, socket setup, detaching, privilege drop, signals, smfi_main.
+ *
+ * Signals: libmilter runs its own thread that sigwait()s for SIGHUP,
+ * SIGTERM and SIGINT and stops the filter on any of them. To make SIGHUP a
+ * reload instead, smfi_main runs in a second thread created with all three
+ * blocked, while the main thread keeps SIGHUP unblocked with a handler. The
+ * kernel hands a process-directed signal to the thread group leader (this
+ * main thread) whenever it can take it, so SIGHUP reaches our handler and
+ * SIGTERM/SIGINT, blocked here, go to libmilter's thread. The handler only
+ * writes a byte to a pipe that the main loop reads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmilter/mfapi.h>
+
+#include "callbacks.h"
+#include "config.h"
+#include "log.h"
+#include "policy.h"
+
+#define SHUTDOWN_GRACE_MS 4000
+
+static int wake_pipe[2] = {-1, -1};
+static int milter_status;
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: outbound-milter [-c FILE] [-f] [-t] [-V] [-h]\n"
+		   "  -c FILE  configuration file (default " OBM_DEFAULT_CONFIG ")\n"
+		   "  -f       stay in the foreground, log to stderr as well as syslog\n"
+		   "  -t       check the configuration and exit 0 (good) or 1 (bad)\n"
+		   "  -V       print the version and exit\n");
+}
+
+/* configuration problems: stderr as FILE:LINE: ..., and syslog once running */
+static bool report_to_syslog;
+
+static void report(void *arg, const char *file, int line, bool is_error, const char *msg)
+{
+	config_report_stderr(arg, file, line, is_error, msg);
+	if (report_to_syslog)
+		syslog(is_error ? LOG_ERR : LOG_WARNING, "%s:%d: %s: %s", file, line,
+		       is_error ? "error" : "warning", msg);
+}
+
+static void on_sighup(int sig)
+{
+	int saved = errno;
+	(void)sig;
+	if (write(wake_pipe[1], "H", 1) < 0) {
+		/* nothing to do: a reload is already pending */
+	}
+	errno = saved;
+}
+
+static void *milter_thread(void *arg)
+{
+	(void)arg;
+	milter_status = smfi_main();
+	if (write(wake_pipe[1], "Q", 1) < 0)
+		log_msg(LOG_ERR, NULL, "cannot wake the main thread: %s", strerror(errno));
+	return NULL;
+}
+
+static void reload(const char *file)
+{
+	struct config *old = config_acquire();
+	struct config *cfg = config_load(file, report, NULL);
+
+	if (cfg == NULL) {
+		log_msg(LOG_ERR, NULL, "reload of %s refused: errors above; the running "
+				       "configuration stays in force", file);
+	} else {
+		if (strcmp(old->socket, cfg->socket) != 0)
+			log_msg(LOG_WARNING, NULL, "socket changed to %s: takes effect at restart",
+				cfg->socket);
+		config_install(cfg);
+		log_msg(LOG_INFO, NULL, "configuration %s reloaded", file);
+	}
+	config_release(old);
+}
+
+/* mode and group of a unix socket, so Postfix's smtpd (user postfix) can connect */
+static int socket_permissions(const struct config *cfg)
+{
+	const char *path = cfg->socket;
+	struct group *gr;
+
+	if (strncmp(path, "unix:", 5) == 0)
+		path += 5;
+	else if (strncmp(path, "local:", 6) == 0)
+		path += 6;
+	else
+		return 0;
+	if (chmod(path, (mode_t)cfg->socket_mode) != 0) {
+		log_msg(LOG_ERR, NULL, "chmod %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (cfg->socket_group[0] == '\0')
+		return 0;
+	gr = getgrnam(cfg->socket_group);
+	if (gr == NULL) {
+		log_msg(LOG_WARNING, NULL, "socket_group %s does not exist; %s keeps its group",
+			cfg->socket_group, path);
+		return 0;
+	}
+	if (chown(path, (uid_t)-1, gr->gr_gid) != 0) {
+		log_msg(LOG_ERR, NULL, "chown %s to group %s: %s", path, cfg->socket_group,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int drop_privileges(const struct config *cfg)
+{
+	if (cfg->group[0] != '\0') {
+		struct group *gr = getgrnam(cfg->group);
+		if (gr == NULL || setgid(gr->gr_gid) != 0) {
+			log_msg(LOG_ERR, NULL, "cannot switch to group %s", cfg->group);
+			return -1;
+		}
+	}
+	if (cfg->user[0] != '\0') {
+		struct passwd *pw = getpwnam(cfg->user);
+		if (pw == NULL ||
+		    initgroups(pw->pw_name, cfg->group[0] ? getgid() : pw->pw_gid) != 0 ||
+		    (cfg->group[0] == '\0' && setgid(pw->pw_gid) != 0) ||
+		    setuid(pw->pw_uid) != 0) {
+			log_msg(LOG_ERR, NULL, "cannot switch to user %s", cfg->user);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int detach(const char *pid_file)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0 || chdir("/") != 0)
+		return -1;
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (pid_file[0] != '\0') {
+		FILE *f = fopen(pid_file, "w");
+		if (f == NULL) {
+			log_msg(LOG_ERR, NULL, "cannot write pid_file %s: %s", pid_file,
+				strerror(errno));
+			return -1;
+		}
+		fprintf(f, "%ld\n", (long)getpid());
+		fclose(f);
+	}
+	return 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+	const char *file = OBM_DEFAULT_CONFIG;
+	bool foreground = false, check_only = false;
+	struct config *cfg;
+	pthread_t tid;
+	sigset_t block, hup;
+	struct sigaction sa;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:ftVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			file = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'V':
+			printf("outbound-milter %s\n", OBM_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+
+	cfg = config_load(file, report, NULL);
+	if (check_only)
+		return cfg != NULL ? (config_free(cfg), 0) : 1;
+	log_open(foreground);
+	report_to_syslog = true;
+	if (cfg == NULL) {
+		log_msg(LOG_ERR, NULL, "configuration %s has errors; not starting", file);
+		return 1;
+	}
+	policy_init();
+	config_install(cfg);
+
+	if (smfi_register(callbacks_desc) == MI_FAILURE ||
+	    smfi_setconn(cfg->socket) == MI_FAILURE) {
+		log_msg(LOG_ERR, NULL, "cannot register the filter on %s", cfg->socket);
+		return 1;
+	}
+	/* true: remove a stale unix socket left by a crash */
+	if (smfi_opensocket(true) == MI_FAILURE) {
+		log_msg(LOG_ERR, NULL, "cannot open socket %s", cfg->socket);
+		return 1;
+	}
+	if (socket_permissions(cfg) != 0)
+		return 1;
+	if (!foreground && detach(cfg->pid_file) != 0) {
+		log_msg(LOG_ERR, NULL, "cannot detach: %s", strerror(errno));
+		return 1;
+	}
+	if (drop_privileges(cfg) != 0)
+		return 1;
+
+	if (pipe(wake_pipe) != 0) {
+		log_msg(LOG_ERR, NULL, "pipe: %s", strerror(errno));
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sighup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	if (pthread_create(&tid, NULL, milter_thread, NULL) != 0) {
+		log_msg(LOG_ERR, NULL, "cannot start the milter thread");
+		return 1;
+	}
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
+
+	log_msg(LOG_INFO, NULL, "started %s on %s, mode=%s", OBM_VERSION, cfg->socket,
+		cfg->mode == MODE_MONITOR ? "monitor" : "enforce");
+	for (;;) {
+		char c;
+		ssize_t n = read(wake_pipe[0], &c, 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || c == 'Q')
+			break;
+		if (c == 'H')
+			reload(file);
+	}
+	pthread_join(tid, NULL);
+
+	/* stop accepting is done; let in-flight work finish, bounded */
+	long long deadline = now_ms() + SHUTDOWN_GRACE_MS;
+	while (callbacks_in_flight() > 0 && now_ms() < deadline)
+		usleep(20000);
+	log_msg(LOG_INFO, NULL, "stopped (%d transaction(s) or callback(s) still open)",
+		callbacks_in_flight());
+	cfg = config_acquire();
+	if (!foreground && cfg->pid_file[0] != '\0')
+		unlink(cfg->pid_file);
+	config_release(cfg);
+	return milter_status == MI_SUCCESS ? 0 : 1;
+}
