@@ -11,7 +11,7 @@
 #define LOG_NOQUEUE "NOQUEUE"
 
 void log_open(bool to_stderr);
-/* QID NULL or "" logs NOQUEUE */
+/* QID "" logs NOQUEUE (a message without queue id yet); NULL: a daemon event */
 void log_msg(int level, const char *qid, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

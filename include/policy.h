@@ -86,8 +86,13 @@ void policy_mail(struct conn_state *c, const char *sender, const char *auth_user
 /* RCPT TO */
 void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		 struct rcpt_result *res);
-/* end of message: commits reservations and logs the decision */
+/*
+ * end of message: commits reservations and logs the decision. The
+ * transaction stays open: policy_done() ends it once the answer is given,
+ * or policy_abort() gives its units back if the message cannot be accepted.
+ */
 void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res);
+void policy_done(struct conn_state *c);
 /* the transaction ended without delivery (abort, reject, tempfail) */
 void policy_abort(struct conn_state *c);
 

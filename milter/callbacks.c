@@ -160,14 +160,17 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	ENTER();
 	if (c == NULL || c->msg == NULL)
 		LEAVE(SMFIS_CONTINUE);
-	policy_eom(c, qid, &res); /* commits and ends the transaction */
-	atomic_fetch_sub(&open_transactions, 1);
+	policy_eom(c, qid, &res);
 	if (res.add_header &&
 	    smfi_addheader(ctx, res.header_name, res.header_value) != MI_SUCCESS) {
-		log_msg(LOG_ERR, qid, "could not add header %s", res.header_name);
+		log_msg(LOG_ERR, qid, "could not add header %s; message tempfailed",
+			res.header_name);
+		transaction_end(c); /* gives the committed units back */
 		set_reply(ctx, "451", "4.3.0", "Internal error, try again later");
 		LEAVE(SMFIS_TEMPFAIL);
 	}
+	policy_done(c);
+	atomic_fetch_sub(&open_transactions, 1);
 	LEAVE(SMFIS_CONTINUE);
 }
 

@@ -24,13 +24,17 @@ void log_msg(int level, const char *qid, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (qid == NULL || *qid == '\0')
+	if (qid != NULL && *qid == '\0')
 		qid = LOG_NOQUEUE;
-	syslog(level, "%s: %s", qid, line);
+	if (qid != NULL)
+		syslog(level, "%s: %s", qid, line);
+	else
+		syslog(level, "%s", line);
 	if (log_stderr) {
 		/* one write per line so concurrent threads do not interleave */
 		char out[2200];
-		int n = snprintf(out, sizeof(out), "outbound-milter: %s: %s\n", qid, line);
+		int n = snprintf(out, sizeof(out), "outbound-milter: %s%s%s\n", qid ? qid : "",
+				 qid ? ": " : "", line);
 		if (n > 0)
 			fwrite(out, 1, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1, stderr);
 	}

@@ -384,11 +384,8 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 		return;
 	if (qid != NULL && *qid != '\0')
 		copy_str(m->qid, sizeof(m->qid), qid);
-	if (!m->outbound) {
-		msg_free(m);
-		c->msg = NULL;
+	if (!m->outbound)
 		return;
-	}
 	if (m->n_held > 0 && store_commit(m->cfg, m->held, m->n_held) != STORE_OK) {
 		log_msg(LOG_WARNING, m->qid,
 			"could not commit %zu reservation(s): %s; the message goes on, its units "
@@ -409,13 +406,12 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 		m->cfg->mode == MODE_MONITOR ? "monitor" : "enforce",
 		m->limited ? "" : " limited=no",
 		m->store_failed ? " reasons=store-unavailable" : "");
-	/* committed: nothing left to release */
-	for (size_t i = 0; i < m->n_held; i++) {
-		free((char *)m->held[i].network);
-		free((char *)m->held[i].scope);
-		free((char *)m->held[i].member);
+}
+
+void policy_done(struct conn_state *c)
+{
+	if (c->msg != NULL) {
+		msg_free(c->msg);
+		c->msg = NULL;
 	}
-	m->n_held = 0;
-	msg_free(m);
-	c->msg = NULL;
 }

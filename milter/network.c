@@ -1,0 +1,130 @@
+/*
+ * network.c - recipient domain -> recipient network (SPEC section 4).
+ *
+ * A normalised address belongs to:
+ *   - "invalid" when it is the null sender or did not parse;
+ *   - the configured network whose domains list holds its domain or a parent
+ *     of it (the most specific entry wins when several match);
+ *   - its address literal ("[192.0.2.1]") for literal domains;
+ *   - otherwise its registrable domain from the public suffix list
+ *     (mail.example.co.uk -> example.co.uk), or the domain itself when it
+ *     has none (a public suffix or a single label).
+ *
+ * The public suffix list is loaded once per process: the distribution's
+ * file when it is newer than the data built into libpsl, else the builtin.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libpsl.h>
+
+#include "network.h"
+
+static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
+static const psl_ctx_t *psl_ctx; /* process lifetime, never freed */
+
+static void network_psl_init(void)
+{
+	psl_ctx_t *latest = psl_latest(NULL);
+
+	if (latest != NULL)
+		psl_ctx = latest;
+	else
+		psl_ctx = psl_builtin();
+}
+
+static const char *copy_out(const char *s, char *buf, size_t size)
+{
+	if (buf == NULL || size == 0)
+		return "";
+	snprintf(buf, size, "%s", s);
+	return buf;
+}
+
+/*
+ * Length of ENTRY when DOMAIN equals it or is a subdomain of it, else 0.
+ * Comparison is case-insensitive; empty entries match nothing.
+ */
+static size_t domain_match_len(const char *domain, size_t dlen,
+			       const char *entry)
+{
+	size_t elen;
+
+	if (entry == NULL || (elen = strlen(entry)) == 0 || elen > dlen)
+		return 0;
+	if (strcasecmp(domain + dlen - elen, entry) != 0)
+		return 0;
+	if (elen < dlen && domain[dlen - elen - 1] != '.')
+		return 0;
+	return elen;
+}
+
+bool domain_in_list(const struct strlist *list, const char *domain)
+{
+	size_t dlen;
+
+	if (list == NULL || domain == NULL || (dlen = strlen(domain)) == 0)
+		return false;
+	for (size_t i = 0; i < list->n; i++)
+		if (domain_match_len(domain, dlen, list->v[i]) > 0)
+			return true;
+	return false;
+}
+
+const char *network_registrable(const char *domain, char *buf, size_t size)
+{
+	char lower[ADDR_DOMAIN_MAX + 1];
+	const char *reg = NULL;
+	size_t len;
+
+	if (domain == NULL || *domain == '\0')
+		return copy_out(NETWORK_INVALID, buf, size);
+	len = strlen(domain);
+	if (domain[0] == '[' || len > ADDR_DOMAIN_MAX)
+		return copy_out(domain, buf, size);
+
+	/* libpsl compares bytes: look up the lowercase form */
+	for (size_t i = 0; i <= len; i++) {
+		char c = domain[i];
+
+		lower[i] = (c >= 'A' && c <= 'Z') ? (char) (c - 'A' + 'a') : c;
+	}
+	pthread_once(&psl_once, network_psl_init);
+	if (psl_ctx != NULL)
+		reg = psl_registrable_domain(psl_ctx, lower);
+	return copy_out(reg != NULL ? reg : lower, buf, size);
+}
+
+const char *network_of(const struct config *cfg, const struct address *addr,
+		       char *buf, size_t size)
+{
+	const struct network_def *best = NULL;
+	size_t best_len = 0;
+	size_t dlen;
+
+	if (addr == NULL || addr->status != ADDR_OK || addr->domain[0] == '\0')
+		return copy_out(NETWORK_INVALID, buf, size);
+	dlen = strlen(addr->domain);
+
+	if (cfg != NULL) {
+		for (size_t i = 0; i < cfg->n_networks; i++) {
+			const struct network_def *net = &cfg->networks[i];
+
+			for (size_t k = 0; k < net->domains.n; k++) {
+				size_t m = domain_match_len(addr->domain, dlen,
+							    net->domains.v[k]);
+
+				/* strictly longer: the first one wins a tie */
+				if (m > best_len) {
+					best_len = m;
+					best = net;
+				}
+			}
+		}
+	}
+	if (best != NULL && best->name != NULL)
+		return copy_out(best->name, buf, size);
+	return network_registrable(addr->domain, buf, size);
+}

@@ -1,0 +1,35 @@
+#!/bin/bash
+# crash.sh - the milter is killed (SIGKILL) with reservations pending: a
+# new milter starts on the stale unix socket, the abandoned reservations
+# still count until reservation_ttl (10 s) and then expire by themselves.
+. "$(dirname "$0")/../lib/common.sh"
+. "$OBM_SRCDIR/tests/lib/redis.sh"
+. "$OBM_SRCDIR/tests/lib/milter.sh"
+t_need miltertest redis-server redis-cli
+t_init crash
+
+redis_start
+MC_SOCKET=unix:$T/milter.sock
+MC_EXTRA='reservation_ttl = 10'
+milter_std_conf >"$T/m.conf"
+milter_start m1 "$T/m.conf" "$MC_SOCKET"
+
+# reserve 5 units, then the script kills the milter with the transaction open
+mt_run reserve "$OBM_SRCDIR/tests/milter/crash.lua" "sock=$MC_SOCKET" \
+	"phase=reserve" "mpid=${MILTER_PID[m1]}"
+t0=$(t_now)
+t_wait_until 5 eval "! t_alive ${MILTER_PID[m1]}"
+t_not "first milter is gone" t_alive "${MILTER_PID[m1]}"
+milter_kill m1
+t_ok "stale socket file left behind" test -S "$T/milter.sock"
+
+milter_start m2 "$T/m.conf" "$MC_SOCKET"
+t_pass "a new milter starts on the stale socket"
+mt_run within-ttl "$OBM_SRCDIR/tests/milter/crash.lua" "sock=$MC_SOCKET" "phase=within"
+
+# past the reservation TTL the abandoned units are gone
+t_sleep_until "$(awk -v t="$t0" 'BEGIN { printf "%.3f", t + 11.5 }')"
+mt_run after-ttl "$OBM_SRCDIR/tests/milter/crash.lua" "sock=$MC_SOCKET" "phase=after"
+
+milter_stop m2
+t_done
