@@ -25,7 +25,7 @@ LIBS     := $(PKG_LIBS) -lpthread
 WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes
 HARDEN   := -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS   ?= $(HARDEN) -g
-ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -iquote include -I$(B)/gen $(PKG_CFLAGS) \
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -Iinclude -I$(B)/gen $(PKG_CFLAGS) \
 	      -DOBM_VERSION=\"$(VERSION)\"
 LDFLAGS  ?= -pie -Wl,-z,relro,-z,now
 
@@ -74,7 +74,7 @@ $(B)/tests/unit/%: tests/unit/%.c $(B)/libobm.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libobm.a $(LIBS) -lcmocka
 
-$(B)/tests/integration/%: tests/integration/%.c $(B)/libobm.a
+$(B)/tests/integration/%: tests/integration/%.c $(B)/libobm.a $(wildcard tests/integration/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libobm.a $(LIBS) -lcmocka
 

@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "limits.h"
+#include "ratelimit.h"
 
 enum store_status { STORE_ERR = -1, STORE_OK = 0, STORE_OVER = 1 };
 

@@ -27,6 +27,7 @@
 #define _GNU_SOURCE /* asprintf */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -45,9 +46,6 @@
 #define DOMAIN_MAX_LEN 253
 #define MSG_MAX 1024
 
-/* <limits.h> is shadowed by include/limits.h on the project's include path */
-#define OBM_LONG_MAX ((long)(~0UL >> 1))
-#define OBM_INT_MAX ((int)(~0U >> 1))
 
 /* ---------------------------------------------------------------- options */
 
@@ -593,7 +591,7 @@ static long get_int(struct load *ld, cfg_t *sec, const char *pfx, const char *na
 	line = value_line(ld, sec, name, 0);
 	if (v < 0 && min == 0)
 		problem(ld, line, true, "%s%s = %ld: must not be negative", pfx, name, v);
-	else if (max == OBM_LONG_MAX)
+	else if (max == LONG_MAX)
 		problem(ld, line, true, "%s%s = %ld: must be at least %ld", pfx, name, v, min);
 	else
 		problem(ld, line, true, "%s%s = %ld: out of range %ld..%ld", pfx, name, v,
@@ -964,7 +962,7 @@ static void build_redis(struct load *ld, cfg_t *sec, struct redis_conf *r)
 	r->socket = get_str(ld, sec, "socket");
 	r->user = get_str(ld, sec, "user");
 	r->password_file = get_str(ld, sec, "password_file");
-	r->db = (int)get_int(ld, sec, pfx, "db", 0, OBM_INT_MAX);
+	r->db = (int)get_int(ld, sec, pfx, "db", 0, INT_MAX);
 	r->prefix = get_str(ld, sec, "prefix");
 	r->timeout_ms = (int)get_int(ld, sec, pfx, "timeout_ms", 1, 60000);
 	r->on_error = get_word(ld, sec, pfx, "on_error", on_error_words, ON_ERROR_ACCEPT);
@@ -985,8 +983,8 @@ static void build_classify(struct load *ld, cfg_t *sec, struct classify_conf *c)
 	const char *pfx = "classify: ";
 	double r = cfg_getfloat(sec, "min_known_ratio");
 
-	c->personal_max_recipients = get_int(ld, sec, pfx, "personal_max_recipients", 0, OBM_LONG_MAX);
-	c->personal_max_hourly = get_int(ld, sec, pfx, "personal_max_hourly", 0, OBM_LONG_MAX);
+	c->personal_max_recipients = get_int(ld, sec, pfx, "personal_max_recipients", 0, LONG_MAX);
+	c->personal_max_hourly = get_int(ld, sec, pfx, "personal_max_hourly", 0, LONG_MAX);
 	if (!(r >= 0.0 && r <= 1.0))
 		problem(ld, value_line(ld, sec, "min_known_ratio", 0), true,
 			"classify: min_known_ratio = %g: out of range 0..1", r);
@@ -1127,9 +1125,9 @@ static void build_overrides(struct load *ld, cfg_t *lsec, const char *rule_pfx,
 		o->hourly = rule->hourly;
 		o->burst = rule->burst;
 		if (cfg_size(sec, "hourly") > 0)
-			o->hourly = get_int(ld, sec, pfx, "hourly", 0, OBM_LONG_MAX);
+			o->hourly = get_int(ld, sec, pfx, "hourly", 0, LONG_MAX);
 		if (cfg_size(sec, "burst") > 0)
-			o->burst = get_int(ld, sec, pfx, "burst", 0, OBM_LONG_MAX);
+			o->burst = get_int(ld, sec, pfx, "burst", 0, LONG_MAX);
 		check_burst(ld, pfx, o->hourly, o->burst,
 			    first_line(value_line(ld, sec, "burst", 0),
 				       value_line(ld, sec, "hourly", 0), line));
@@ -1177,8 +1175,8 @@ static void build_limits(struct load *ld, cfg_t *root, struct config *c)
 				"limit '%s': a name is 1..%d letters, digits, '.', '-' or '_'",
 				rule->name, NAME_MAX_LEN);
 		rule->scope = get_word(ld, sec, pfx, "scope", scope_words, SCOPE_SENDER);
-		rule->hourly = get_int(ld, sec, pfx, "hourly", 0, OBM_LONG_MAX);
-		rule->burst = get_int(ld, sec, pfx, "burst", 0, OBM_LONG_MAX);
+		rule->hourly = get_int(ld, sec, pfx, "hourly", 0, LONG_MAX);
+		rule->burst = get_int(ld, sec, pfx, "burst", 0, LONG_MAX);
 		rule->burst_window = get_int(ld, sec, pfx, "burst_window", 1, 3600);
 		rule->count = get_word(ld, sec, pfx, "count", count_words, COUNT_RECIPIENTS);
 
@@ -1249,9 +1247,9 @@ static void build_root(struct load *ld, cfg_t *root, struct config *c)
 	c->learn_inbound = cfg_getbool(root, "learn_inbound");
 	c->learn_outbound = cfg_getbool(root, "learn_outbound");
 	c->relationship_ttl = get_int(ld, root, "", "relationship_ttl", 1, 36500);
-	c->relationship_max = get_int(ld, root, "", "relationship_max", 1, OBM_LONG_MAX);
+	c->relationship_max = get_int(ld, root, "", "relationship_max", 1, LONG_MAX);
 	c->mx_grouping = cfg_getbool(root, "mx_grouping");
-	c->mx_cache_ttl = get_int(ld, root, "", "mx_cache_ttl", 1, OBM_LONG_MAX);
+	c->mx_cache_ttl = get_int(ld, root, "", "mx_cache_ttl", 1, LONG_MAX);
 	c->reservation_ttl = get_int(ld, root, "", "reservation_ttl", 10, 3600);
 
 	build_redis(ld, cfg_getsec(root, "redis"), &c->redis);

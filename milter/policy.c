@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "policy.h"
 
@@ -305,14 +305,14 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 
 		if (per_message && (t->msg_units & (1ULL << i)))
 			continue; /* this message already holds its unit here */
-		const char *scope = limits_scope_value(r, &id);
+		const char *scope = ratelimit_scope_value(r, &id);
 		units[n++] = (struct store_unit){
 			.network = t->name,
 			.rule = r->name,
 			.scope = scope,
 			.scope_len = strlen(scope),
 			.member = per_message ? members[1] : members[0],
-			.lv = limits_effective(r, t->name),
+			.lv = ratelimit_effective(r, t->name),
 		};
 	}
 	if (n == 0) {

@@ -20,7 +20,6 @@
  * Nothing is logged here; callers get STORE_ERR and store_last_error().
  */
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>

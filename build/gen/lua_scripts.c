@@ -19,7 +19,7 @@ const char lua_reserve[] =
 	"ARGV[4i .. 4i+3]        member, hourly, burst, burst window (ms) of unit i\n"
 	"\n"
 	"Windows are (now - length, now]; hourly is checked before burst; a limit\n"
-	"of 0 refuses everything (milter/limits.c does the same arithmetic).\n"
+	"of 0 refuses everything (milter/ratelimit.c does the same arithmetic).\n"
 	"Returns 0 when every unit fits and has been admitted as pending, or\n"
 	"{i, 'hourly'|'burst', used, limit, retry_ms} for the first unit that does\n"
 	"not fit, in which case nothing at all was admitted.\n"

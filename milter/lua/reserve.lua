@@ -17,7 +17,7 @@ ARGV[3]                 counter field to increment on refusal
 ARGV[4i .. 4i+3]        member, hourly, burst, burst window (ms) of unit i
 
 Windows are (now - length, now]; hourly is checked before burst; a limit
-of 0 refuses everything (milter/limits.c does the same arithmetic).
+of 0 refuses everything (milter/ratelimit.c does the same arithmetic).
 Returns 0 when every unit fits and has been admitted as pending, or
 {i, 'hourly'|'burst', used, limit, retry_ms} for the first unit that does
 not fit, in which case nothing at all was admitted.

@@ -2,7 +2,7 @@
  * test_store.c - store.c and reserve.lua against a real redis-server that
  * the test starts itself (redis_helper.h): key names and TTLs, reserve /
  * commit / release, all-or-nothing reservations over several rules, refusal
- * counters, the window arithmetic compared with limits.c, expiry of
+ * counters, the window arithmetic compared with ratelimit.c, expiry of
  * abandoned reservations, binary-safe keys, NOSCRIPT, AUTH/ACL/SELECT,
  * reconnects, exactness under concurrent threads, and a Redis that is down
  * or stuck.
@@ -20,7 +20,7 @@
 #include "redis_helper.h"
 
 #include "config.h"
-#include "limits.h"
+#include "ratelimit.h"
 #include "store.h"
 
 #define T0 1893456000000LL /* 2030-01-01 00:00:00 UTC, in ms */
@@ -421,7 +421,7 @@ static void test_hourly_across_bursts(void **state)
 	assert_int_equal(reserve1(&cfg, &u, T0 + 3600000, &v), STORE_OK);
 }
 
-/* ---- Redis against limits.c over a random sequence ------------------- */
+/* ---- Redis against ratelimit.c over a random sequence ------------------- */
 
 struct model_unit {
 	long long t;
@@ -454,7 +454,7 @@ static void model_remove(struct model *m, const char *member)
 	m->n = k;
 }
 
-/* limits.c's verdict for one rule, with the used count for comparison */
+/* ratelimit.c's verdict for one rule, with the used count for comparison */
 static enum window_verdict model_check(const struct model *m, long long now,
 				       struct limit_values lv, long *used, long long *retry)
 {
@@ -466,7 +466,7 @@ static enum window_verdict model_check(const struct model *m, long long now,
 	assert_non_null(t);
 	for (i = 0; i < m->n; i++)
 		t[i] = m->u[i].t;
-	w = limits_window_check(t, m->n, now, lv, retry);
+	w = ratelimit_window_check(t, m->n, now, lv, retry);
 	len = w == WINDOW_OVER_HOURLY ? HOUR_MS : lv.burst_window * 1000LL;
 	*used = 0;
 	for (i = 0; i < m->n; i++)
@@ -539,7 +539,7 @@ static void test_random_against_limits(void **state)
 						   : (eb == WINDOW_OVER_HOURLY ? lvb.hourly : lvb.burst)) ||
 			    v.retry_ms != (which == 0 ? ra : rb))
 				fail_msg("step %zu: redis rv %d unit %d which %d used %ld retry %lld; "
-					 "limits.c unit %d which %d used %ld retry %lld", step, rv,
+					 "ratelimit.c unit %d which %d used %ld retry %lld", step, rv,
 					 v.unit, v.which, v.used, v.retry_ms, which,
 					 which == 0 ? ea : eb, which == 0 ? useda : usedb,
 					 which == 0 ? ra : rb);
@@ -547,7 +547,7 @@ static void test_random_against_limits(void **state)
 			continue;
 		}
 		if (rv != STORE_OK)
-			fail_msg("step %zu: redis rv %d (%s) but limits.c admits", step, rv,
+			fail_msg("step %zu: redis rv %d (%s) but ratelimit.c admits", step, rv,
 				 store_last_error());
 		admitted++;
 		ma.u[ma.n] = (struct model_unit){ now, now + 5000, "" };
@@ -584,7 +584,7 @@ static void test_random_against_limits(void **state)
 		assert_int_equal(n, live);
 	}
 	free(times);
-	printf("random sequence: %d steps, %zu admitted, %zu refused, redis == limits.c\n",
+	printf("random sequence: %d steps, %zu admitted, %zu refused, redis == ratelimit.c\n",
 	       STEPS, admitted, refused);
 	assert_true(admitted > 100);
 	assert_true(refused > 100);
@@ -814,7 +814,7 @@ static long max_in_window(const long long *t, size_t n, long long len)
 
 static void hammer_run_all(const char *rule, struct limit_values lv, int nthreads,
 			   long duration_ms, long long **times_out, size_t *n_out,
-			   long *attempts_out, long *over_hourly_out)
+			   long *attempts_out, long *over_hourly_out, long long *end_out)
 {
 	struct config cfg;
 	struct hammer *h = calloc((size_t)nthreads, sizeof(*h));
@@ -846,6 +846,14 @@ static void hammer_run_all(const char *rule, struct limit_values lv, int nthread
 	}
 	free(h);
 	assert_int_equal(errors, 0);
+	{
+		/* the Redis clock when the last attempts were made */
+		redisReply *r = raw_cmd("TIME");
+
+		assert_int_equal(r->elements, 2);
+		*end_out = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+		freeReplyObject(r);
+	}
 
 	t = window_times(w, wl, &n);
 	assert_int_equal((long)n, admitted);          /* every admitted unit is there */
@@ -855,7 +863,7 @@ static void hammer_run_all(const char *rule, struct limit_values lv, int nthread
 	for (i = 0; i < n; i++) {
 		long long retry;
 
-		if (limits_window_check(t, i, t[i], lv, &retry) != WINDOW_ADMIT)
+		if (ratelimit_window_check(t, i, t[i], lv, &retry) != WINDOW_ADMIT)
 			fail_msg("unit %zu at %lld was over the limit", i, t[i]);
 	}
 	*times_out = t;
@@ -867,12 +875,12 @@ static void hammer_run_all(const char *rule, struct limit_values lv, int nthread
 static void test_exact_burst_concurrent(void **state)
 {
 	struct limit_values lv = { 1000000, 10, 2 };
-	long long *t, bw = 2000, slack = 500;
+	long long *t, bw = 2000, slack = 500, end;
 	long attempts, over_hourly, top;
 	size_t n, i;
 
 	(void)state;
-	hammer_run_all("hammer-burst", lv, 8, 8500, &t, &n, &attempts, &over_hourly);
+	hammer_run_all("hammer-burst", lv, 8, 8500, &t, &n, &attempts, &over_hourly, &end);
 	top = max_in_window(t, n, bw);
 	assert_int_equal(top, lv.burst);
 	for (i = (size_t)lv.burst; i < n; i++) {
@@ -883,8 +891,11 @@ static void test_exact_burst_concurrent(void **state)
 			fail_msg("unit %zu admitted %lld ms after its slot freed", i,
 				 t[i] - t[i - lv.burst] - bw);
 	}
-	/* what the sliding arithmetic allows over the span of the run */
+	/* what the sliding arithmetic allows over the span of the run: a full
+	 * burst every burst_window from the first admission on, no more, and
+	 * no fewer up to shortly before the end */
 	assert_true((long long)n <= lv.burst * ((t[n - 1] - t[0]) / bw + 1));
+	assert_true((long long)n >= lv.burst * ((end - slack - t[0]) / bw + 1));
 	assert_true(n >= (size_t)(lv.burst * 4));
 	printf("exactness (burst): 8 threads, %ld attempts, %zu admitted over %lld ms, "
 	       "burst %ld per %lld ms, max in any window %ld\n",
@@ -896,11 +907,11 @@ static void test_exact_hourly_concurrent(void **state)
 {
 	struct limit_values lv = { 25, 10, 1 };
 	long attempts, over_hourly, top;
-	long long *t;
+	long long *t, end;
 	size_t n;
 
 	(void)state;
-	hammer_run_all("hammer-hourly", lv, 8, 5000, &t, &n, &attempts, &over_hourly);
+	hammer_run_all("hammer-hourly", lv, 8, 5000, &t, &n, &attempts, &over_hourly, &end);
 	assert_int_equal(n, 25);
 	top = max_in_window(t, n, 1000);
 	assert_int_equal(top, 10);
@@ -1152,9 +1163,36 @@ static int group_setup(void **state)
 	return 0;
 }
 
+/* on a shared server, remove what this run wrote */
+static void drop_test_keys(void)
+{
+	char cursor[32] = "0";
+
+	do {
+		redisReply *r = redisCommand(raw_get(), "SCAN %s MATCH %s* COUNT 1000", cursor,
+					     prefix);
+		size_t i;
+
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+			if (r != NULL)
+				freeReplyObject(r);
+			return;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (i = 0; i < r->element[1]->elements; i++) {
+			const redisReply *k = r->element[1]->element[i];
+
+			freeReplyObject(redisCommand(raw, "DEL %b", k->str, (size_t)k->len));
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
+}
+
 static int group_teardown(void **state)
 {
 	(void)state;
+	if (srv.external)
+		drop_test_keys();
 	store_disconnect();
 	if (raw != NULL)
 		redisFree(raw);

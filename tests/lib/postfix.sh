@@ -19,6 +19,7 @@
 #	pf_queue_count NAME		messages in the queue
 #	pf_wait_empty NAME [TMO]	until the queue is empty
 #	sink_msgs NAME / sink_rcpts NAME	messages / recipients received
+#	sink_rcpts_from NAME SENDER	recipients received from one sender
 #	sink_files NAME			the message files, oldest first
 #	smtp_send OUTFILE PORT FROM TO[,TO...] [swaks options...]
 #					one message through swaks; the transcript
@@ -264,6 +265,19 @@ sink_rcpts()
 	local n
 	n=$(find "${SINK_DIR[$1]}" -type f -exec cat {} + 2>/dev/null | grep -c '^X-Rcpt-Args:')
 	echo "${n:-0}"
+}
+
+# sink_rcpts_from NAME SENDER: recipients received in messages from SENDER
+sink_rcpts_from()
+{
+	local f n=0 c
+	for f in $(find "${SINK_DIR[$1]}" -type f); do
+		if grep -q "^X-Mail-Args: <$2>" "$f"; then
+			c=$(grep -c '^X-Rcpt-Args:' "$f")
+			n=$((n + c))
+		fi
+	done
+	echo "$n"
 }
 
 # sink_rcpt_list NAME: the recipient addresses received, sorted

@@ -1,5 +1,5 @@
 /*
- * test_limits.c - the rate limit arithmetic of limits.c: window boundaries,
+ * test_ratelimit.c - the rate limit arithmetic of ratelimit.c: window boundaries,
  * hourly before burst, zero limits, retry times, per-network overrides and
  * scope values, plus a property check over a long random admission run.
  */
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "limits.h"
+#include "ratelimit.h"
 
 #define NOW 1700000000000LL
 
@@ -72,14 +72,14 @@ static void test_window_table(void **state)
 
 		for (j = 0; j < c->n; j++)
 			times[j] = NOW - c->ago[j];
-		got = limits_window_check(times, c->n, NOW, c->lv, &retry);
+		got = ratelimit_window_check(times, c->n, NOW, c->lv, &retry);
 		if (got != c->expect || (got != WINDOW_ADMIT && retry != c->retry))
 			fail_msg("%s: verdict %d retry %lld, expected %d retry %lld", c->what, got,
 				 retry, c->expect, c->retry);
 		if (got == WINDOW_ADMIT)
 			assert_int_equal(retry, -1); /* left alone */
 		/* RETRY_MS may be NULL */
-		assert_int_equal(limits_window_check(times, c->n, NOW, c->lv, NULL), c->expect);
+		assert_int_equal(ratelimit_window_check(times, c->n, NOW, c->lv, NULL), c->expect);
 	}
 }
 
@@ -91,11 +91,11 @@ static void test_retry_is_exact(void **state)
 	long long retry = 0;
 
 	(void)state;
-	assert_int_equal(limits_window_check(times, 3, NOW, lv, &retry), WINDOW_OVER_BURST);
+	assert_int_equal(ratelimit_window_check(times, 3, NOW, lv, &retry), WINDOW_OVER_BURST);
 	assert_int_equal(retry, 60000 - 100);
-	assert_int_equal(limits_window_check(times, 3, NOW + retry - 1, lv, NULL),
+	assert_int_equal(ratelimit_window_check(times, 3, NOW + retry - 1, lv, NULL),
 			 WINDOW_OVER_BURST);
-	assert_int_equal(limits_window_check(times, 3, NOW + retry, lv, NULL), WINDOW_ADMIT);
+	assert_int_equal(ratelimit_window_check(times, 3, NOW + retry, lv, NULL), WINDOW_ADMIT);
 }
 
 static uint64_t rng_state;
@@ -129,7 +129,7 @@ static void test_random_run_properties(void **state)
 		enum window_verdict v;
 
 		now += (long long)(rng_next() % 2000); /* bursts of same-ms attempts too */
-		v = limits_window_check(adm, n, now, lv, &retry);
+		v = ratelimit_window_check(adm, n, now, lv, &retry);
 		if (v == WINDOW_ADMIT) {
 			adm[n++] = now;
 			continue;
@@ -146,7 +146,7 @@ static void test_random_run_properties(void **state)
 			assert_true(in >= (size_t)lim);
 			/* ... and has room again after retry_ms, not before */
 			assert_true(retry > 0 && retry <= len);
-			assert_int_not_equal(limits_window_check(adm, n, now + retry - 1, lv, NULL),
+			assert_int_not_equal(ratelimit_window_check(adm, n, now + retry - 1, lv, NULL),
 					     WINDOW_ADMIT);
 		}
 	}
@@ -181,29 +181,29 @@ static void test_effective_overrides(void **state)
 	struct limit_values lv;
 
 	(void)state;
-	lv = limits_effective(&rule, "gmail");
+	lv = ratelimit_effective(&rule, "gmail");
 	assert_int_equal(lv.hourly, 500);
 	assert_int_equal(lv.burst, 50);
 	assert_int_equal(lv.burst_window, 60);
-	lv = limits_effective(&rule, "yahoo");
+	lv = ratelimit_effective(&rule, "yahoo");
 	assert_int_equal(lv.hourly, 20);
 	assert_int_equal(lv.burst, 10);
-	lv = limits_effective(&rule, "other");
+	lv = ratelimit_effective(&rule, "other");
 	assert_int_equal(lv.hourly, 100);
 	assert_int_equal(lv.burst, 10);
-	lv = limits_effective(&rule, "Gmail"); /* names are exact */
+	lv = ratelimit_effective(&rule, "Gmail"); /* names are exact */
 	assert_int_equal(lv.hourly, 100);
-	lv = limits_effective(&rule, NULL);
+	lv = ratelimit_effective(&rule, NULL);
 	assert_int_equal(lv.hourly, 100);
 	assert_int_equal(lv.burst, 10);
 	rule.n_overrides = 0;
-	lv = limits_effective(&rule, "gmail");
+	lv = ratelimit_effective(&rule, "gmail");
 	assert_int_equal(lv.hourly, 100);
 	/* zero overrides are real limits, not "unset" */
 	ov[0].hourly = 0;
 	ov[0].burst = 0;
 	rule.n_overrides = 2;
-	lv = limits_effective(&rule, "gmail");
+	lv = ratelimit_effective(&rule, "gmail");
 	assert_int_equal(lv.hourly, 0);
 	assert_int_equal(lv.burst, 0);
 }
@@ -216,17 +216,17 @@ static void test_scope_values(void **state)
 
 	(void)state;
 	rule.scope = SCOPE_SENDER;
-	assert_string_equal(limits_scope_value(&rule, &id), "alice@example.org");
-	assert_string_equal(limits_scope_value(&rule, &none), "");
+	assert_string_equal(ratelimit_scope_value(&rule, &id), "alice@example.org");
+	assert_string_equal(ratelimit_scope_value(&rule, &none), "");
 	rule.scope = SCOPE_SENDER_DOMAIN;
-	assert_string_equal(limits_scope_value(&rule, &id), "example.org");
-	assert_string_equal(limits_scope_value(&rule, &none), "");
+	assert_string_equal(ratelimit_scope_value(&rule, &id), "example.org");
+	assert_string_equal(ratelimit_scope_value(&rule, &none), "");
 	rule.scope = SCOPE_CLIENT;
-	assert_string_equal(limits_scope_value(&rule, &id), "192.0.2.7");
-	assert_string_equal(limits_scope_value(&rule, &none), "");
+	assert_string_equal(ratelimit_scope_value(&rule, &id), "192.0.2.7");
+	assert_string_equal(ratelimit_scope_value(&rule, &none), "");
 	rule.scope = SCOPE_GLOBAL;
-	assert_string_equal(limits_scope_value(&rule, &id), "*");
-	assert_string_equal(limits_scope_value(&rule, &none), "*");
+	assert_string_equal(ratelimit_scope_value(&rule, &id), "*");
+	assert_string_equal(ratelimit_scope_value(&rule, &none), "*");
 }
 
 int main(void)

@@ -1,10 +1,10 @@
 /*
- * limits.h - rate limit rules as plain arithmetic: the limits a rule puts on
+ * ratelimit.h - rate limit rules as plain arithmetic: the limits a rule puts on
  * one network, whose traffic a rule counts, and the sliding-window check
  * (the same arithmetic the Redis script performs atomically).
  */
-#ifndef OBM_LIMITS_H
-#define OBM_LIMITS_H
+#ifndef OBM_RATELIMIT_H
+#define OBM_RATELIMIT_H
 
 #include <stddef.h>
 
@@ -28,10 +28,10 @@ struct msg_identity {
 enum window_verdict { WINDOW_ADMIT = 0, WINDOW_OVER_HOURLY = 1, WINDOW_OVER_BURST = 2 };
 
 /* RULE's limits for NETWORK: its override for that network or the rule's own. */
-struct limit_values limits_effective(const struct limit_rule *rule, const char *network);
+struct limit_values ratelimit_effective(const struct limit_rule *rule, const char *network);
 
 /* The value RULE counts under for this message ("*" for global). */
-const char *limits_scope_value(const struct limit_rule *rule, const struct msg_identity *id);
+const char *ratelimit_scope_value(const struct limit_rule *rule, const struct msg_identity *id);
 
 /*
  * Would one more unit at NOW_MS be admitted, given the times (ms, any
@@ -39,7 +39,7 @@ const char *limits_scope_value(const struct limit_rule *rule, const struct msg_i
  * On refusal *RETRY_MS (when not NULL) is how long until one unit leaves
  * the window that refused.
  */
-enum window_verdict limits_window_check(const long long *times_ms, size_t n, long long now_ms,
+enum window_verdict ratelimit_window_check(const long long *times_ms, size_t n, long long now_ms,
 					struct limit_values lv, long long *retry_ms);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * limits.c - rate limit rules as plain arithmetic, without Redis: which
+ * ratelimit.c - rate limit rules as plain arithmetic, without Redis: which
  * limits a rule puts on one network, whose traffic a rule counts, and the
  * sliding-window check. milter/lua/reserve.lua performs the same check
  * atomically on the shared windows; the two must stay in step (the store
@@ -12,7 +12,7 @@
  */
 #include <string.h>
 
-#include "limits.h"
+#include "ratelimit.h"
 
 /* burst_window in ms, kept within 1 s .. 1 h (the configuration's range) */
 static long long limits_burst_ms(long burst_window)
@@ -24,7 +24,7 @@ static long long limits_burst_ms(long burst_window)
 	return (long long)burst_window * 1000;
 }
 
-struct limit_values limits_effective(const struct limit_rule *rule, const char *network)
+struct limit_values ratelimit_effective(const struct limit_rule *rule, const char *network)
 {
 	struct limit_values lv = {
 		.hourly = rule->hourly,
@@ -50,7 +50,7 @@ struct limit_values limits_effective(const struct limit_rule *rule, const char *
 	return lv;
 }
 
-const char *limits_scope_value(const struct limit_rule *rule, const struct msg_identity *id)
+const char *ratelimit_scope_value(const struct limit_rule *rule, const struct msg_identity *id)
 {
 	const char *v;
 
@@ -91,7 +91,7 @@ static size_t limits_count_window(const long long *times, size_t n, long long no
 	return count;
 }
 
-enum window_verdict limits_window_check(const long long *times_ms, size_t n, long long now_ms,
+enum window_verdict ratelimit_window_check(const long long *times_ms, size_t n, long long now_ms,
 					struct limit_values lv, long long *retry_ms)
 {
 	long long len[2] = { HOUR_MS, limits_burst_ms(lv.burst_window) };
