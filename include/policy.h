@@ -48,6 +48,7 @@ struct msg_state {
 	unsigned rcpt_seq;
 	unsigned rcpts;
 	unsigned tempfailed;
+	unsigned forged_headers; /* our class header, as submitted by the client */
 
 	struct store_unit *held; /* reservations held (strings owned here) */
 	size_t n_held, cap_held;
@@ -70,7 +71,8 @@ enum eom_outcome { EOM_ACCEPT, EOM_TEMPFAIL_ERROR };
 
 struct eom_result {
 	enum eom_outcome outcome;
-	bool add_header; /* add header_name: header_value */
+	unsigned remove_headers; /* delete this many header_name headers first */
+	bool add_header;         /* then add header_name: header_value */
 	char header_name[128];
 	char header_value[128];
 };
@@ -83,6 +85,8 @@ void policy_conn_end(struct conn_state *c);
 /* MAIL FROM: starts a new transaction (ending any previous one) */
 void policy_mail(struct conn_state *c, const char *sender, const char *auth_user,
 		 const char *qid);
+/* a header of the message (only the class header matters here) */
+void policy_header(struct conn_state *c, const char *name);
 /* RCPT TO */
 void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		 struct rcpt_result *res);

@@ -78,7 +78,7 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 			     unsigned long f2, unsigned long f3, unsigned long *pf0,
 			     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
-	const unsigned long skip = SMFIP_NOHELO | SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY |
+	const unsigned long skip = SMFIP_NOHELO | SMFIP_NOEOH | SMFIP_NOBODY |
 				   SMFIP_NOUNKNOWN | SMFIP_NODATA;
 	(void)f2;
 	(void)f3;
@@ -151,6 +151,30 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	}
 }
 
+static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct conn_state *c = smfi_getpriv(ctx);
+
+	(void)value;
+	ENTER();
+	if (c != NULL && name != NULL)
+		policy_header(c, name);
+	LEAVE(SMFIS_CONTINUE);
+}
+
+/* apply the header changes of the end-of-message result */
+static int change_headers(SMFICTX *ctx, const struct eom_result *res)
+{
+	/* from the last one down, so the indexes of the others stay valid */
+	for (unsigned i = res->remove_headers; i >= 1; i--)
+		if (smfi_chgheader(ctx, (char *)res->header_name, (int)i, NULL) != MI_SUCCESS)
+			return -1;
+	if (res->add_header &&
+	    smfi_addheader(ctx, (char *)res->header_name, (char *)res->header_value) != MI_SUCCESS)
+		return -1;
+	return 0;
+}
+
 static sfsistat cb_eom(SMFICTX *ctx)
 {
 	struct conn_state *c = smfi_getpriv(ctx);
@@ -161,9 +185,8 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	if (c == NULL || c->msg == NULL)
 		LEAVE(SMFIS_CONTINUE);
 	policy_eom(c, qid, &res);
-	if (res.add_header &&
-	    smfi_addheader(ctx, res.header_name, res.header_value) != MI_SUCCESS) {
-		log_msg(LOG_ERR, qid, "could not add header %s; message tempfailed",
+	if (change_headers(ctx, &res) != 0) {
+		log_msg(LOG_ERR, qid, "could not change header %s; message tempfailed",
 			res.header_name);
 		transaction_end(c); /* gives the committed units back */
 		set_reply(ctx, "451", "4.3.0", "Internal error, try again later");
@@ -205,6 +228,7 @@ struct smfiDesc callbacks_desc = {
 	.xxfi_connect = cb_connect,
 	.xxfi_envfrom = cb_envfrom,
 	.xxfi_envrcpt = cb_envrcpt,
+	.xxfi_header = cb_header,
 	.xxfi_eom = cb_eom,
 	.xxfi_abort = cb_abort,
 	.xxfi_close = cb_close,

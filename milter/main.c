@@ -3,13 +3,16 @@
  * load, socket setup, detaching, privilege drop, signals, smfi_main.
  *
  * Signals: libmilter runs its own thread that sigwait()s for SIGHUP,
- * SIGTERM and SIGINT and stops the filter on any of them. To make SIGHUP a
- * reload instead, smfi_main runs in a second thread created with all three
- * blocked, while the main thread keeps SIGHUP unblocked with a handler. The
- * kernel hands a process-directed signal to the thread group leader (this
- * main thread) whenever it can take it, so SIGHUP reaches our handler and
- * SIGTERM/SIGINT, blocked here, go to libmilter's thread. The handler only
- * writes a byte to a pipe that the main loop reads.
+ * SIGTERM and SIGINT and stops the filter on any of them, noticing it only
+ * at its next poll timeout (about 5 s). So smfi_main runs in a second thread
+ * created with the three signals blocked, while the main thread keeps them
+ * unblocked with a handler. The kernel hands a process-directed signal to
+ * the thread group leader (this main thread) whenever it can take it, so
+ * SIGHUP becomes a reload, and SIGTERM/SIGINT stop new connections
+ * (smfi_stop), wait a bounded time for the work in flight, and exit. The
+ * handler only writes a byte to a pipe that the main loop reads. Should
+ * libmilter's thread take a SIGTERM instead, smfi_main returns and the
+ * main loop ends the same way.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,12 +62,23 @@ static void report(void *arg, const char *file, int line, bool is_error, const c
 		       is_error ? "error" : "warning", msg);
 }
 
-static void on_sighup(int sig)
+/* the file of a unix:/local: milter socket, NULL for inet sockets */
+static const char *socket_path(const char *conn)
+{
+	if (strncmp(conn, "unix:", 5) == 0)
+		return conn + 5;
+	if (strncmp(conn, "local:", 6) == 0)
+		return conn + 6;
+	return NULL;
+}
+
+static void on_signal(int sig)
 {
 	int saved = errno;
-	(void)sig;
-	if (write(wake_pipe[1], "H", 1) < 0) {
-		/* nothing to do: a reload is already pending */
+	const char *what = sig == SIGHUP ? "H" : "T";
+
+	if (write(wake_pipe[1], what, 1) < 0) {
+		/* the pipe is full: the main loop has work pending anyway */
 	}
 	errno = saved;
 }
@@ -76,6 +90,32 @@ static void *milter_thread(void *arg)
 	if (write(wake_pipe[1], "Q", 1) < 0)
 		log_msg(LOG_ERR, NULL, "cannot wake the main thread: %s", strerror(errno));
 	return NULL;
+}
+
+/* smfi_stop() waits for libmilter's listener to leave poll(), up to 5 s */
+static void *stop_thread(void *arg)
+{
+	(void)arg;
+	smfi_stop();
+	return NULL;
+}
+
+/*
+ * Stop taking connections now: a unix socket disappears at once (Postfix
+ * then applies milter_default_action to new sessions); libmilter is told
+ * to stop from a thread of its own so the grace period starts right away.
+ */
+static void stop_listening(void)
+{
+	struct config *cfg = config_acquire();
+	pthread_t tid;
+	const char *path = socket_path(cfg->socket);
+
+	if (path != NULL)
+		unlink(path);
+	config_release(cfg);
+	if (pthread_create(&tid, NULL, stop_thread, NULL) == 0)
+		pthread_detach(tid);
 }
 
 static void reload(const char *file)
@@ -99,14 +139,10 @@ static void reload(const char *file)
 /* mode and group of a unix socket, so Postfix's smtpd (user postfix) can connect */
 static int socket_permissions(const struct config *cfg)
 {
-	const char *path = cfg->socket;
+	const char *path = socket_path(cfg->socket);
 	struct group *gr;
 
-	if (strncmp(path, "unix:", 5) == 0)
-		path += 5;
-	else if (strncmp(path, "local:", 6) == 0)
-		path += 6;
-	else
+	if (path == NULL)
 		return 0;
 	if (chmod(path, (mode_t)cfg->socket_mode) != 0) {
 		log_msg(LOG_ERR, NULL, "chmod %s: %s", path, strerror(errno));
@@ -195,7 +231,8 @@ int main(int argc, char **argv)
 	bool foreground = false, check_only = false;
 	struct config *cfg;
 	pthread_t tid;
-	sigset_t block, hup;
+	sigset_t block;
+	bool stopping = false;
 	struct sigaction sa;
 	int ch;
 
@@ -263,10 +300,12 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sighup;
+	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGHUP);
@@ -277,9 +316,7 @@ int main(int argc, char **argv)
 		log_msg(LOG_ERR, NULL, "cannot start the milter thread");
 		return 1;
 	}
-	sigemptyset(&hup);
-	sigaddset(&hup, SIGHUP);
-	pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
+	pthread_sigmask(SIG_UNBLOCK, &block, NULL);
 
 	log_msg(LOG_INFO, NULL, "started %s on %s, mode=%s", OBM_VERSION, cfg->socket,
 		cfg->mode == MODE_MONITOR ? "monitor" : "enforce");
@@ -293,11 +330,17 @@ int main(int argc, char **argv)
 			break;
 		if (c == 'H')
 			reload(file);
+		if (c == 'T') {
+			stopping = true;
+			stop_listening();
+			break;
+		}
 	}
-	pthread_join(tid, NULL);
-
-	/* stop accepting is done; let in-flight work finish, bounded */
 	long long deadline = now_ms() + SHUTDOWN_GRACE_MS;
+	if (!stopping)
+		pthread_join(tid, NULL);
+
+	/* no new connections; let in-flight work finish, bounded */
 	while (callbacks_in_flight() > 0 && now_ms() < deadline)
 		usleep(20000);
 	log_msg(LOG_INFO, NULL, "stopped (%d transaction(s) or callback(s) still open)",
@@ -306,5 +349,6 @@ int main(int argc, char **argv)
 	if (!foreground && cfg->pid_file[0] != '\0')
 		unlink(cfg->pid_file);
 	config_release(cfg);
-	return milter_status == MI_SUCCESS ? 0 : 1;
+	/* with `stopping`, libmilter's listener may still sit in poll(): do not wait */
+	return stopping || milter_status == MI_SUCCESS ? 0 : 1;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,6 +355,14 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 	}
 }
 
+void policy_header(struct conn_state *c, const char *name)
+{
+	struct msg_state *m = c->msg;
+
+	if (m != NULL && m->outbound && strcasecmp(name, m->cfg->classify.header) == 0)
+		m->forged_headers++;
+}
+
 static void format_networks(const struct msg_state *m, char *buf, size_t size)
 {
 	size_t len = 0;
@@ -393,9 +402,11 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 			m->n_held, store_last_error(), m->cfg->reservation_ttl);
 		m->store_failed = true;
 	}
+	/* a client cannot choose its own class: our header is ours alone */
+	copy_str(res->header_name, sizeof(res->header_name), m->cfg->classify.header);
+	res->remove_headers = m->forged_headers;
 	if (m->store_failed && m->cfg->classify.add_header) {
 		res->add_header = true;
-		copy_str(res->header_name, sizeof(res->header_name), m->cfg->classify.header);
 		snprintf(res->header_value, sizeof(res->header_value),
 			 "unknown; reasons=store-unavailable");
 	}

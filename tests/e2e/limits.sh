@@ -60,7 +60,7 @@ t_like "message 2 (same window): 451 4.7.1 at RCPT" \
 # 3.2 s after the end of one session its units have left the window
 t_last=$(t_now)
 for m in 3 4; do
-	t_sleep_until "$(awk -v t="$t_last" 'BEGIN { printf "%.3f", t + 3.2 }')"
+	t_sleep_until "$(t_after 3.2 "$t_last")"
 	to=$(for i in $(seq 1 10); do printf 'm%du%d@gmail.com,' "$m" "$i"; done)
 	smtp_send "$T/m$m.out" "$port" "$S" "${to%,}" --header "X-Test-Id: m$m"
 	t_last=$(t_now)
@@ -69,7 +69,7 @@ for m in 3 4; do
 done
 
 # the hourly cap: 30 used, nothing more this hour even in a fresh window
-t_sleep_until "$(awk -v t="$t_last" 'BEGIN { printf "%.3f", t + 3.2 }')"
+t_sleep_until "$(t_after 3.2 "$t_last")"
 smtp_send "$T/m5.out" "$port" "$S" "h1@gmail.com,y2@yahoo.com" --header "X-Test-Id: m5"
 replies=$(smtp_rcpt_replies "$T/m5.out")
 t_like "message 5: hourly cap reached, 451 names the hourly limit" \

@@ -23,7 +23,7 @@ S=a@example.com
 # 4xx anywhere in the session, and no 250 after DATA
 tempfailed()
 {
-	grep -Eq '^(<-|<\*\*) +4[0-9][0-9] ' "$1" && [ -z "$(smtp_data_reply "$1" | grep '^250')" ]
+	grep -Eq '^(<-|<\*\*) +4[0-9][0-9] ' "$1" && ! smtp_data_reply "$1" | grep -q '^250'
 }
 
 # no milter at all

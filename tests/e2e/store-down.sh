@@ -28,7 +28,13 @@ HDR_UNKNOWN='X-Outbound-Class: unknown; reasons=store-unavailable'
 # sink_file_of ID: the sink file of the message with header X-Test-Id: ID
 sink_file_of()
 {
-	grep -l "^X-Test-Id: $1\$" $(sink_files s) 2>/dev/null | head -n 1
+	local f
+	while IFS= read -r f; do
+		if grep -q "^X-Test-Id: $1\$" "$f"; then
+			echo "$f"
+			return 0
+		fi
+	done < <(sink_files s)
 }
 
 # send ID PORT TO [swaks options]: one message; prints "delivered",

@@ -234,12 +234,16 @@ t_at_exit()
 	T_HOOKS+=("$*")
 }
 
-# t_alive PID: running (an exited child that was not yet reaped is not)
+# t_alive PID: running (an exited child that was not yet reaped is not);
+# reads /proc so that it needs no procps
 t_alive()
 {
+	local st
 	kill -0 "$1" 2>/dev/null || return 1
-	case $(ps -o stat= -p "$1" 2>/dev/null) in
-	Z*) return 1 ;;
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }
+	case ${st%% *} in
+	Z|X) return 1 ;;
 	esac
 	return 0
 }
@@ -290,23 +294,21 @@ t_cleanup()
 }
 
 # t_free_port: print a TCP port on 127.0.0.1 that nothing listens on and
-# that this test has not handed out before.
+# that this test has not handed out before. Ports come from 20000-32767,
+# below Linux's ephemeral range, so that outgoing connections do not take
+# them meanwhile.
 t_free_port()
 {
 	local p i
-	for ((i = 0; i < 50; i++)); do
-		p=$(python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])' 2>/dev/null)
-		if [ -z "$p" ]; then
-			# no python: probe a random high port
-			p=$((20000 + RANDOM % 40000))
-			(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-		fi
+	for ((i = 0; i < 200; i++)); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 12768))
 		case $T_PORTS in
 		*" $p "*) continue ;;
 		esac
+		t_port_listening "$p" && continue
+		# nothing bound to it either (a connect would also tell a
+		# listener elsewhere; /proc lists every bound TCP socket)
+		t_port_bound "$p" && continue
 		T_PORTS="$T_PORTS$p "
 		echo "$p"
 		return 0
@@ -345,6 +347,23 @@ t_port_listening()
 	hex=$(printf '%04X' "$1")
 	awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
 		END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# t_port_bound PORT: some TCP socket uses PORT locally, in any state
+t_port_bound()
+{
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v p=":$hex" 'substr($2, length($2) - 4) == p { f = 1 }
+		END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# t_unix_listening PATH: a process listens on the unix socket PATH (a
+# stale socket file left by a dead process does not count)
+t_unix_listening()
+{
+	awk -v p="$1" '$NF == p && $4 == "00010000" { f = 1 } END { exit !f }' \
+		/proc/net/unix 2>/dev/null
 }
 
 # t_wait_port PORT [TIMEOUT]: until something listens on PORT
@@ -396,7 +415,12 @@ t_now()
 t_sleep_until()
 {
 	local d
-	d=$(python3 -c "import sys, time; print(max(0.0, float(sys.argv[1]) - time.time()))" "$1" 2>/dev/null) ||
-		d=$(awk -v t="$1" -v n="$(t_now)" 'BEGIN { d = t - n; print (d > 0 ? d : 0) }')
+	d=$(awk -v t="$1" -v n="$(t_now)" 'BEGIN { d = t - n; printf "%.3f", (d > 0 ? d : 0) }')
 	sleep "$d"
+}
+
+# t_after SECONDS [FROM]: the time SECONDS after FROM (default now)
+t_after()
+{
+	awk -v t="${2:-$(t_now)}" -v s="$1" 'BEGIN { printf "%.3f", t + s }'
 }

@@ -97,12 +97,7 @@ milter_sock_ready()
 milter_listening()
 {
 	case $1 in
-	unix:*|local:*)
-		python3 -c 'import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(1)
-s.connect(sys.argv[1])' "${1#*:}" 2>/dev/null
-		;;
+	unix:*|local:*) t_unix_listening "${1#*:}" ;;
 	*) return 0 ;;
 	esac
 }

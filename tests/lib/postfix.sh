@@ -250,8 +250,7 @@ pf_flush()
 
 sink_files()
 {
-	local dir=${SINK_DIR[$1]}
-	ls -1tr "$dir" 2>/dev/null | sed "s|^|$dir/|"
+	find "${SINK_DIR[$1]}" -type f -printf '%T@ %p\n' 2>/dev/null | sort -n | cut -d' ' -f2-
 }
 
 sink_msgs()
@@ -271,12 +270,12 @@ sink_rcpts()
 sink_rcpts_from()
 {
 	local f n=0 c
-	for f in $(find "${SINK_DIR[$1]}" -type f); do
+	while IFS= read -r f; do
 		if grep -q "^X-Mail-Args: <$2>" "$f"; then
 			c=$(grep -c '^X-Rcpt-Args:' "$f")
 			n=$((n + c))
 		fi
-	done
+	done < <(find "${SINK_DIR[$1]}" -type f)
 	echo "$n"
 }
 

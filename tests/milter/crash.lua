@@ -38,6 +38,15 @@ elseif phase == "after" then
 	T.is(T.wait_zcard(P, 0), 0, "after TTL: nothing pending")
 	T.is(T.zcard(W), 10, "after TTL: the window holds the 10 committed units")
 	mt.disconnect(conn)
+
+elseif phase == "hold" then
+	-- keep a transaction open while the shell stops the milter
+	local conn = T.open()
+	T.mail(conn, "hold@example.com")
+	T.rcpt(conn, "h1@gmail.com")
+	print("# holding")
+	io.stdout:flush()
+	mt.sleep(20)
 end
 
 T.finish()

@@ -2,6 +2,8 @@
 # crash.sh - the milter is killed (SIGKILL) with reservations pending: a
 # new milter starts on the stale unix socket, the abandoned reservations
 # still count until reservation_ttl (10 s) and then expire by themselves.
+# Finally SIGTERM stops the milter within 5 s although a client holds a
+# transaction open.
 . "$(dirname "$0")/../lib/common.sh"
 . "$OBM_SRCDIR/tests/lib/redis.sh"
 . "$OBM_SRCDIR/tests/lib/milter.sh"
@@ -28,8 +30,16 @@ t_pass "a new milter starts on the stale socket"
 mt_run within-ttl "$OBM_SRCDIR/tests/milter/crash.lua" "sock=$MC_SOCKET" "phase=within"
 
 # past the reservation TTL the abandoned units are gone
-t_sleep_until "$(awk -v t="$t0" 'BEGIN { printf "%.3f", t + 11.5 }')"
+t_sleep_until "$(t_after 11.5 "$t0")"
 mt_run after-ttl "$OBM_SRCDIR/tests/milter/crash.lua" "sock=$MC_SOCKET" "phase=after"
 
+# SIGTERM with a transaction open: a client in the middle of a message
+(cd "$T" && miltertest -D "srcdir=$OBM_SRCDIR" -D "redis=$REDIS_SOCK" -D "sock=$MC_SOCKET" \
+	-D phase=hold -s "$OBM_SRCDIR/tests/milter/crash.lua") >"$T/hold.out" 2>&1 &
+hold=$!
+t_track "$hold"
+t_wait_log "$T/hold.out" '^# holding' 10 || t_fail "holding client did not start" "$(cat "$T/hold.out")"
 milter_stop m2
+t_kill_pid "$hold" 1
+t_untrack "$hold"
 t_done
