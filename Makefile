@@ -3,6 +3,7 @@
 #   make run        run it in the foreground on conf/outbound-milter.conf
 #   make check      build and run every test (starts its own Redis and Postfix)
 #   make check-asan unit, integration and milter tests under ASan+UBSan
+#   make fuzz       run every fuzz target for FUZZ_SECONDS (default 600) each
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX   ?= /usr/local
@@ -42,7 +43,7 @@ TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%) \
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/tools/%)
 
-.PHONY: all deps run check check-asan tests install clean bench
+.PHONY: all deps run check check-asan tests install clean bench fuzz
 all: $(BINS)
 
 deps:
@@ -97,6 +98,11 @@ check-asan: deps
 		LDFLAGS="-fsanitize=address,undefined" tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		tests/run-all build/asan unit integration milter
+
+# Longer fuzzing runs: FUZZ_SECONDS per target (make check runs 30 s each).
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	tests/fuzz/run $(B) $(FUZZ_SECONDS)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/outbound-milter

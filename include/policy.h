@@ -1,7 +1,8 @@
 /*
  * policy.h - one message's journey, independent of libmilter: direction,
  * sender identity and exemptions at MAIL FROM, a reservation per recipient
- * at RCPT TO, commit at end of message, release on abort. The callbacks
+ * at RCPT TO, headers collected, classification and action at end of
+ * message (commit, learn, count), release on abort. The callbacks
  * translate libmilter calls into these functions and their results back.
  */
 #ifndef OBM_POLICY_H
@@ -12,7 +13,9 @@
 
 #include "address.h"
 #include "cidr.h"
+#include "classify.h"
 #include "config.h"
+#include "headers.h"
 #include "network.h"
 #include "store.h"
 
@@ -49,8 +52,14 @@ struct msg_state {
 	unsigned rcpts;
 	unsigned tempfailed;
 	unsigned forged_headers; /* our class header, as submitted by the client */
+	struct msg_headers headers;
+
+	/* outbound: accepted external recipients; inbound: local recipients */
+	char **rcpt_addrs;
+	size_t n_rcpt_addrs, cap_rcpt_addrs;
 
 	struct store_unit *held; /* reservations held (strings owned here) */
+	unsigned *held_rule;     /* index in cfg->limits of each held unit */
 	size_t n_held, cap_held;
 	struct net_tally *nets;
 	size_t n_nets, cap_nets;
@@ -67,14 +76,21 @@ struct rcpt_result {
 	char reply[REPLY_MAX]; /* text after the codes, for the SMTP reply */
 };
 
-enum eom_outcome { EOM_ACCEPT, EOM_TEMPFAIL_ERROR };
+enum eom_outcome {
+	EOM_ACCEPT,
+	EOM_TEMPFAIL,       /* 451 4.7.1: the class's action */
+	EOM_REJECT,         /* 550 5.7.1: the class's action */
+	EOM_TEMPFAIL_ERROR, /* 451 4.3.0: the store failed with on_error = tempfail */
+};
 
 struct eom_result {
 	enum eom_outcome outcome;
 	unsigned remove_headers; /* delete this many header_name headers first */
 	bool add_header;         /* then add header_name: header_value */
+	bool quarantine;         /* put the message on hold with `reply` as the reason */
 	char header_name[128];
-	char header_value[128];
+	char header_value[REASONS_MAX + 128];
+	char reply[REPLY_MAX];   /* reply text or hold reason */
 };
 
 void policy_conn_init(struct conn_state *c, const struct ipaddr *client,
@@ -85,8 +101,8 @@ void policy_conn_end(struct conn_state *c);
 /* MAIL FROM: starts a new transaction (ending any previous one) */
 void policy_mail(struct conn_state *c, const char *sender, const char *auth_user,
 		 const char *qid);
-/* a header of the message (only the class header matters here) */
-void policy_header(struct conn_state *c, const char *name);
+/* a header of the message */
+void policy_header(struct conn_state *c, const char *name, const char *value);
 /* RCPT TO */
 void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		 struct rcpt_result *res);

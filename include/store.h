@@ -54,6 +54,73 @@ int store_commit(const struct config *cfg, const struct store_unit *units, size_
 /* Give back held units (any networks) in one round trip. */
 int store_release(const struct config *cfg, const struct store_unit *units, size_t n);
 
+/*
+ * Senders: relationships, velocity and blocks. Keys of one sender share
+ * the hash tag {s:SENDER}:
+ *   PREFIX{s:SENDER}:rel    sorted set, recipient -> last seen (ms)
+ *   PREFIX{s:SENDER}:vel    sorted set, recipient -> last mailed (ms), last hour
+ *   PREFIX{s:SENDER}:block  string, the reason; TTL when the block has one
+ */
+#define VELOCITY_CAP 10000 /* recipients kept per sender in the velocity set */
+
+struct store_inputs {
+	unsigned char *known; /* caller's array of N: 1 when rcpts[i] is known to rel_sender */
+	unsigned known_count;
+	long velocity;        /* distinct recipients of vel_sender in the last hour, these included */
+	bool blocked;         /* rel_sender or vel_sender is blocked */
+	char block_reason[128];
+};
+
+/*
+ * End of message, one round trip: which of RCPTS are known correspondents
+ * of REL_SENDER (entries older than relationship_ttl do not count), add
+ * RCPTS to VEL_SENDER's velocity set and count it, and look up blocks of
+ * both. NOW_MS is the caller's clock (ms since the epoch).
+ */
+int store_eom_inputs(const struct config *cfg, const char *rel_sender, const char *vel_sender,
+		     const char *const *rcpts, size_t n, long long now_ms, struct store_inputs *in);
+
+/* "RCPT is a known correspondent of SENDER" */
+struct store_pair {
+	const char *sender;
+	const char *rcpt;
+};
+
+/* an hourly counter: HINCRBY PREFIX{stats}:YYYYMMDDHH FIELD BY (kept 8 days) */
+struct store_count {
+	const char *field;
+	long by;
+};
+
+/* everything the end of a message writes, sent in one round trip */
+struct store_finish {
+	const struct store_unit *commit;
+	size_t n_commit;
+	const struct store_unit *release;
+	size_t n_release;
+	const struct store_pair *learn; /* relationships to add or refresh (last seen = now) */
+	size_t n_learn;
+	const struct store_count *counts;
+	size_t n_counts;
+	long long now_ms;
+};
+int store_finish(const struct config *cfg, const struct store_finish *f);
+
+/* Relationship lists (outboundctl rel) */
+int store_rel_add(const struct config *cfg, const char *sender, const char *const *rcpts,
+		  size_t n, long long now_ms);
+int store_rel_del(const struct config *cfg, const char *sender, const char *const *rcpts,
+		  size_t n);
+/* calls FN for each entry, newest first; returns the number listed or STORE_ERR */
+long store_rel_list(const struct config *cfg, const char *sender,
+		    void (*fn)(void *arg, const char *rcpt, long long last_seen_ms), void *arg);
+
+/* Blocks (outboundctl block/unblock); TTL_SECONDS 0 = until unblocked */
+int store_block(const struct config *cfg, const char *sender, const char *reason,
+		long ttl_seconds);
+/* STORE_OK when a block was removed, STORE_OVER when there was none */
+int store_unblock(const struct config *cfg, const char *sender);
+
 /* STORE_OK when Redis answers PING on this thread's connection */
 int store_ping(const struct config *cfg);
 

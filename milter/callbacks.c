@@ -155,15 +155,14 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 {
 	struct conn_state *c = smfi_getpriv(ctx);
 
-	(void)value;
 	ENTER();
 	if (c != NULL && name != NULL)
-		policy_header(c, name);
+		policy_header(c, name, value);
 	LEAVE(SMFIS_CONTINUE);
 }
 
-/* apply the header changes of the end-of-message result */
-static int change_headers(SMFICTX *ctx, const struct eom_result *res)
+/* apply the header changes and the hold of the end-of-message result */
+static int apply_changes(SMFICTX *ctx, const struct eom_result *res)
 {
 	/* from the last one down, so the indexes of the others stay valid */
 	for (unsigned i = res->remove_headers; i >= 1; i--)
@@ -171,6 +170,8 @@ static int change_headers(SMFICTX *ctx, const struct eom_result *res)
 			return -1;
 	if (res->add_header &&
 	    smfi_addheader(ctx, (char *)res->header_name, (char *)res->header_value) != MI_SUCCESS)
+		return -1;
+	if (res->quarantine && smfi_quarantine(ctx, (char *)res->reply) != MI_SUCCESS)
 		return -1;
 	return 0;
 }
@@ -185,10 +186,25 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	if (c == NULL || c->msg == NULL)
 		LEAVE(SMFIS_CONTINUE);
 	policy_eom(c, qid, &res);
-	if (change_headers(ctx, &res) != 0) {
-		log_msg(LOG_ERR, qid, "could not change header %s; message tempfailed",
-			res.header_name);
-		transaction_end(c); /* gives the committed units back */
+	switch (res.outcome) {
+	case EOM_TEMPFAIL:
+	case EOM_REJECT:
+	case EOM_TEMPFAIL_ERROR:
+		transaction_end(c); /* nothing of it was sent: its units go back */
+		if (res.outcome == EOM_REJECT) {
+			set_reply(ctx, "550", "5.7.1", res.reply);
+			LEAVE(SMFIS_REJECT);
+		}
+		set_reply(ctx, "451", res.outcome == EOM_TEMPFAIL ? "4.7.1" : "4.3.0", res.reply);
+		LEAVE(SMFIS_TEMPFAIL);
+	case EOM_ACCEPT:
+		break;
+	}
+	if (apply_changes(ctx, &res) != 0) {
+		/* never let through what should have been held or marked */
+		log_msg(LOG_ERR, qid, "could not change the message (header %s%s); tempfailed",
+			res.header_name, res.quarantine ? ", hold" : "");
+		transaction_end(c);
 		set_reply(ctx, "451", "4.3.0", "Internal error, try again later");
 		LEAVE(SMFIS_TEMPFAIL);
 	}

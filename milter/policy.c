@@ -1,11 +1,16 @@
 /*
- * policy.c - one message's journey through the rate limits.
+ * policy.c - one message's journey.
  *
  * MAIL FROM decides the direction and who the sender is; each RCPT TO of an
- * outbound, non-exempt message reserves one unit per applicable rule in
- * Redis (one atomic script for all rules of the recipient's network); the
- * end of message commits what was reserved; abort, close or a failure
- * releases it. Nothing here knows libmilter: callbacks.c translates.
+ * outbound, non-exempt message reserves one unit per rule in Redis (one
+ * atomic script for all rules of the recipient's network); headers are
+ * collected; the end of message reads the sender's relationships, velocity
+ * and block in one round trip, classifies (classify.c, pure), picks the
+ * class's action, and in one more round trip commits the units of the
+ * rules that apply to the class, releases the others, learns relationships
+ * from personal mail and counts. Abort, close or a failure releases what
+ * is held. Inbound mail is never limited: it only teaches relationships.
+ * Nothing here knows libmilter: callbacks.c translates.
  */
 #include <ctype.h>
 #include <stdatomic.h>
@@ -72,14 +77,25 @@ void policy_conn_init(struct conn_state *c, const struct ipaddr *client,
 	copy_str(c->daemon_name, sizeof(c->daemon_name), daemon_name);
 }
 
-static void msg_free(struct msg_state *m)
+/* forget the held units (after they were given back) */
+static void held_clear(struct msg_state *m)
 {
 	for (size_t i = 0; i < m->n_held; i++) {
 		free((char *)m->held[i].network);
 		free((char *)m->held[i].scope);
 		free((char *)m->held[i].member);
 	}
+	m->n_held = 0;
+}
+
+static void msg_free(struct msg_state *m)
+{
+	held_clear(m);
 	free(m->held);
+	free(m->held_rule);
+	for (size_t i = 0; i < m->n_rcpt_addrs; i++)
+		free(m->rcpt_addrs[i]);
+	free(m->rcpt_addrs);
 	free(m->nets);
 	config_release(m->cfg);
 	free(m);
@@ -177,6 +193,7 @@ void policy_mail(struct conn_state *c, const char *sender, const char *auth_user
 	copy_str(m->qid, sizeof(m->qid), qid);
 	address_normalize(sender, cfg->subaddress_separator, &m->sender);
 	sender_identity(m, auth_user, m->sender_id, sizeof(m->sender_id));
+	headers_init(&m->headers);
 
 	m->outbound = (auth_user != NULL && *auth_user != '\0') ||
 		      strlist_contains(&cfg->outbound_daemons, c->daemon_name) ||
@@ -202,13 +219,16 @@ static struct net_tally *tally_get(struct msg_state *m, const char *name)
 	return t;
 }
 
-static void hold_units(struct msg_state *m, const struct store_unit *u, size_t n)
+static void hold_units(struct msg_state *m, const struct store_unit *u, const unsigned *rule,
+		       size_t n)
 {
 	if (m->n_held + n > m->cap_held) {
 		m->cap_held = (m->n_held + n) * 2;
 		m->held = xrealloc(m->held, m->cap_held, sizeof(*m->held));
+		m->held_rule = xrealloc(m->held_rule, m->cap_held, sizeof(*m->held_rule));
 	}
 	for (size_t i = 0; i < n; i++) {
+		m->held_rule[m->n_held] = rule[i];
 		struct store_unit *h = &m->held[m->n_held++];
 
 		*h = u[i];
@@ -261,6 +281,25 @@ static void refuse_rcpt(struct msg_state *m, struct conn_state *c, const struct 
 	sanitize(res->reply);
 }
 
+static void remember_rcpt(struct msg_state *m, const struct address *a)
+{
+	if (a->status != ADDR_OK)
+		return;
+	if (m->n_rcpt_addrs == m->cap_rcpt_addrs) {
+		m->cap_rcpt_addrs = m->cap_rcpt_addrs ? m->cap_rcpt_addrs * 2 : 8;
+		m->rcpt_addrs = xrealloc(m->rcpt_addrs, m->cap_rcpt_addrs, sizeof(*m->rcpt_addrs));
+	}
+	m->rcpt_addrs[m->n_rcpt_addrs++] = xstrdup(a->full);
+}
+
+/* an accepted external recipient of an outbound message */
+static void accept_rcpt(struct msg_state *m, struct net_tally *t, const struct address *a)
+{
+	t->accepted++;
+	m->rcpts++;
+	remember_rcpt(m, a);
+}
+
 void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		 struct rcpt_result *res)
 {
@@ -271,20 +310,25 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 
 	res->outcome = RCPT_ACCEPT;
 	res->reply[0] = '\0';
-	if (m == NULL || !m->outbound)
+	if (m == NULL)
 		return;
 	if (qid != NULL && *qid != '\0')
 		copy_str(m->qid, sizeof(m->qid), qid);
 
 	const struct config *cfg = m->cfg;
 	address_normalize(rcpt, cfg->subaddress_separator, &a);
-	if (a.status == ADDR_OK && domain_in_list(&cfg->local_domains, a.domain))
-		return; /* internal: never limited */
+	bool internal = a.status == ADDR_OK && domain_in_list(&cfg->local_domains, a.domain);
+	if (!m->outbound) {
+		if (internal) /* inbound mail to a local user teaches relationships */
+			remember_rcpt(m, &a);
+		return;
+	}
+	if (internal)
+		return; /* never limited, not counted among the recipients */
 	network_of(cfg, &a, net, sizeof(net));
 	t = tally_get(m, net);
 	if (!m->limited || cfg->n_limits == 0) {
-		t->accepted++;
-		m->rcpts++;
+		accept_rcpt(m, t, &a);
 		return;
 	}
 
@@ -294,6 +338,7 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		.client = c->client_text,
 	};
 	struct store_unit units[cfg->n_limits];
+	unsigned rule_of[cfg->n_limits];
 	char members[2][sizeof(m->id) + 16];
 	size_t n = 0;
 
@@ -307,6 +352,7 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		if (per_message && (t->msg_units & (1ULL << i)))
 			continue; /* this message already holds its unit here */
 		const char *scope = ratelimit_scope_value(r, &id);
+		rule_of[n] = (unsigned)i;
 		units[n++] = (struct store_unit){
 			.network = t->name,
 			.rule = r->name,
@@ -317,24 +363,24 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		};
 	}
 	if (n == 0) {
-		t->accepted++;
-		m->rcpts++;
+		accept_rcpt(m, t, &a);
 		return;
 	}
 
 	struct store_verdict v;
 	switch (store_reserve(cfg, units, n, cfg->mode == MODE_MONITOR, 0, &v)) {
 	case STORE_OK:
-		hold_units(m, units, n);
+		hold_units(m, units, rule_of, n);
 		for (size_t i = 0; i < cfg->n_limits && i < MAX_MSG_RULES; i++)
 			if (cfg->limits[i].count == COUNT_MESSAGES)
 				t->msg_units |= 1ULL << i;
-		t->accepted++;
-		m->rcpts++;
+		accept_rcpt(m, t, &a);
 		return;
 	case STORE_OVER:
 		refuse_rcpt(m, c, &a, &units[v.unit >= 0 && (size_t)v.unit < n ? v.unit : 0], &v,
 			    t, res);
+		if (res->outcome == RCPT_ACCEPT) /* monitor mode */
+			remember_rcpt(m, &a);
 		return;
 	default:
 		if (!m->store_failed)
@@ -350,17 +396,19 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 				 "Rate limit store unavailable, try again later");
 			return;
 		}
-		t->accepted++;
-		m->rcpts++;
+		accept_rcpt(m, t, &a);
 	}
 }
 
-void policy_header(struct conn_state *c, const char *name)
+void policy_header(struct conn_state *c, const char *name, const char *value)
 {
 	struct msg_state *m = c->msg;
 
-	if (m != NULL && m->outbound && strcasecmp(name, m->cfg->classify.header) == 0)
+	if (m == NULL || !m->outbound)
+		return;
+	if (strcasecmp(name, m->cfg->classify.header) == 0)
 		m->forged_headers++;
+	headers_add(&m->headers, name, value ? value : "");
 }
 
 static void format_networks(const struct msg_state *m, char *buf, size_t size)
@@ -382,6 +430,213 @@ static void format_networks(const struct msg_state *m, char *buf, size_t size)
 		snprintf(buf, size, "-");
 }
 
+/* organisational (registrable) domain of an address, "" when it has none */
+static void org_domain(const struct address *a, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (a->status == ADDR_OK)
+		network_registrable(a->domain, buf, size);
+}
+
+/* every From mailbox is in the organisational domain of the envelope sender or the user */
+static bool from_is_aligned(const struct msg_state *m)
+{
+	char env[NETWORK_MAX], user[NETWORK_MAX], from[NETWORK_MAX];
+	const struct msg_headers *h = &m->headers;
+	struct address ua;
+
+	if (h->n_from == 0 || h->n_from > FROM_MAX)
+		return false;
+	org_domain(&m->sender, env, sizeof(env));
+	user[0] = '\0';
+	if (strchr(m->sender_id, '@') != NULL &&
+	    address_normalize(m->sender_id, "", &ua) == ADDR_OK)
+		org_domain(&ua, user, sizeof(user));
+	for (size_t i = 0; i < h->n_from; i++) {
+		org_domain(&h->from[i], from, sizeof(from));
+		if (from[0] == '\0' || (strcmp(from, env) != 0 && strcmp(from, user) != 0))
+			return false;
+	}
+	return true;
+}
+
+static long long wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* what the class's action becomes in this mode: monitor only ever tags */
+static enum class_action effective_action(const struct config *cfg, enum class_action a)
+{
+	return cfg->mode == MODE_MONITOR ? ACTION_TAG : a;
+}
+
+/*
+ * The store answered nothing usable: on_error decides. accept lets the
+ * message through marked unknown (its units are still committed);
+ * tempfail asks the client to come back.
+ */
+static void eom_store_failed(struct msg_state *m, struct conn_state *c, const char *nets,
+			     struct eom_result *res)
+{
+	const struct config *cfg = m->cfg;
+	bool accept = cfg->redis.on_error == ON_ERROR_ACCEPT;
+
+	if (accept) {
+		if (m->n_held > 0 && store_commit(cfg, m->held, m->n_held) != STORE_OK)
+			log_msg(LOG_WARNING, m->qid,
+				"could not commit %zu reservation(s): %s; they expire in %lds",
+				m->n_held, store_last_error(), cfg->reservation_ttl);
+		if (cfg->classify.add_header) {
+			res->add_header = true;
+			snprintf(res->header_value, sizeof(res->header_value),
+				 "unknown; reasons=store-unavailable");
+		}
+	} else {
+		res->outcome = EOM_TEMPFAIL_ERROR;
+		snprintf(res->reply, sizeof(res->reply),
+			 "Rate limit store unavailable, try again later");
+	}
+	log_msg(LOG_WARNING, m->qid,
+		"class=unknown action=%s sender=%s client=%s rcpts=%u tempfailed=%u networks=%s "
+		"mode=%s reasons=store-unavailable",
+		accept ? "accept" : "tempfail", m->sender_id, c->client_text, m->rcpts,
+		m->tempfailed, nets, cfg->mode == MODE_MONITOR ? "monitor" : "enforce");
+}
+
+/* inbound mail: its external sender becomes known to each local recipient */
+static void eom_inbound(struct msg_state *m)
+{
+	const struct config *cfg = m->cfg;
+
+	if (!cfg->learn_inbound || m->sender.status != ADDR_OK || m->n_rcpt_addrs == 0 ||
+	    domain_in_list(&cfg->local_domains, m->sender.domain))
+		return;
+	struct store_pair pairs[m->n_rcpt_addrs];
+	for (size_t i = 0; i < m->n_rcpt_addrs; i++)
+		pairs[i] = (struct store_pair){.sender = m->rcpt_addrs[i], .rcpt = m->sender.full};
+	struct store_finish f = {.learn = pairs, .n_learn = m->n_rcpt_addrs, .now_ms = wall_ms()};
+	if (store_finish(cfg, &f) != STORE_OK)
+		log_msg(LOG_WARNING, m->qid, "could not learn relationships from inbound mail: %s",
+			store_last_error());
+}
+
+/* the header value: "CLASS; rcpts=N; known=K; velocity=V; reasons=R" */
+static void class_header(const struct classify_input *in, const struct classify_result *cr,
+			 char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s; rcpts=%u; known=%u; velocity=%u", class_name(cr->cls),
+			 in->rcpts, in->known, in->velocity);
+
+	if (cr->reasons[0] != '\0' && n > 0 && (size_t)n < size)
+		snprintf(buf + n, size - (size_t)n, "; reasons=%s", cr->reasons);
+}
+
+/* read the classification inputs; false when the store failed */
+static bool eom_inputs(struct msg_state *m, const char *rel_sender, long long now,
+		       struct classify_input *in)
+{
+	struct store_inputs si = {0};
+	unsigned char known[m->n_rcpt_addrs + 1];
+
+	if (m->sender.status == ADDR_NULL) {
+		/* bounces go back to whoever wrote: no history to look up */
+		in->known = m->rcpts;
+		return true;
+	}
+	si.known = known;
+	if (store_eom_inputs(m->cfg, rel_sender, m->sender_id, (const char *const *)m->rcpt_addrs,
+			     m->n_rcpt_addrs, now, &si) != STORE_OK) {
+		log_msg(LOG_WARNING, m->qid, "rate limit store unavailable: %s",
+			store_last_error());
+		return false;
+	}
+	in->known = si.known_count;
+	in->velocity = si.velocity > 0 ? (unsigned)si.velocity : 0;
+	in->blocked = si.blocked;
+	return true;
+}
+
+/* commit what applies to the class, release the rest, learn, count: one round trip */
+static void eom_record(struct msg_state *m, const char *rel_sender, enum msg_class cls,
+		       enum class_action wanted, bool delivered, long long now)
+{
+	const struct config *cfg = m->cfg;
+	struct store_unit commit[m->n_held + 1], release[m->n_held + 1];
+	struct store_pair pairs[m->n_rcpt_addrs + 1];
+	size_t n_commit = 0, n_release = 0, n_learn = 0;
+
+	for (size_t i = 0; i < m->n_held; i++) {
+		bool applies = cfg->limits[m->held_rule[i]].classes & (1u << cls);
+		if (delivered && applies)
+			commit[n_commit++] = m->held[i];
+		else
+			release[n_release++] = m->held[i];
+	}
+	/* personal mail teaches: its recipients become known to the sender */
+	if (delivered && cls == CLASS_PERSONAL && cfg->learn_outbound &&
+	    m->sender.status == ADDR_OK)
+		for (size_t i = 0; i < m->n_rcpt_addrs; i++)
+			pairs[n_learn++] = (struct store_pair){rel_sender, m->rcpt_addrs[i]};
+
+	char f_msg[32], f_rcpt[32], f_act[40];
+	snprintf(f_msg, sizeof(f_msg), "msg:%s", class_name(cls));
+	snprintf(f_rcpt, sizeof(f_rcpt), "rcpt:%s", class_name(cls));
+	snprintf(f_act, sizeof(f_act), "%s:%s", cfg->mode == MODE_MONITOR ? "monitor" : "action",
+		 action_name(wanted));
+	struct store_count counts[] = {{f_msg, 1}, {f_rcpt, (long)m->rcpts}, {f_act, 1}};
+	struct store_finish f = {
+		.commit = commit, .n_commit = n_commit,
+		.release = release, .n_release = n_release,
+		.learn = pairs, .n_learn = n_learn,
+		.counts = counts, .n_counts = 3,
+		.now_ms = now,
+	};
+	if (store_finish(cfg, &f) != STORE_OK)
+		log_msg(LOG_WARNING, m->qid,
+			"could not record the decision: %s; reservations expire in %lds",
+			store_last_error(), cfg->reservation_ttl);
+}
+
+/* the SMTP answer, header and hold of the action */
+static void eom_answer(const struct config *cfg, enum class_action act,
+		       const struct classify_input *in, const struct classify_result *cr,
+		       struct eom_result *res)
+{
+	const char *why = cr->reasons[0] ? cr->reasons : "no reason";
+
+	switch (act) {
+	case ACTION_HOLD:
+		res->quarantine = true;
+		snprintf(res->reply, sizeof(res->reply), "outbound-milter: %s (%s)",
+			 class_name(cr->cls), why);
+		/* held mail carries the header too */
+		__attribute__((fallthrough));
+	case ACTION_TAG:
+		if (cfg->classify.add_header) {
+			res->add_header = true;
+			class_header(in, cr, res->header_value, sizeof(res->header_value));
+		}
+		break;
+	case ACTION_TEMPFAIL:
+		res->outcome = EOM_TEMPFAIL;
+		snprintf(res->reply, sizeof(res->reply),
+			 "Message classified %s (%s), try again later", class_name(cr->cls), why);
+		break;
+	case ACTION_REJECT:
+		res->outcome = EOM_REJECT;
+		snprintf(res->reply, sizeof(res->reply), "Message classified %s (%s)",
+			 class_name(cr->cls), why);
+		break;
+	case ACTION_ACCEPT:
+		break;
+	}
+	sanitize(res->reply);
+}
+
 void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 {
 	struct msg_state *m = c->msg;
@@ -393,30 +648,48 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 		return;
 	if (qid != NULL && *qid != '\0')
 		copy_str(m->qid, sizeof(m->qid), qid);
-	if (!m->outbound)
+	if (!m->outbound) {
+		eom_inbound(m);
 		return;
-	if (m->n_held > 0 && store_commit(m->cfg, m->held, m->n_held) != STORE_OK) {
-		log_msg(LOG_WARNING, m->qid,
-			"could not commit %zu reservation(s): %s; the message goes on, its units "
-			"expire in %lds",
-			m->n_held, store_last_error(), m->cfg->reservation_ttl);
-		m->store_failed = true;
 	}
+
+	const struct config *cfg = m->cfg;
+	long long now = wall_ms();
+	const char *rel_sender = m->sender.status == ADDR_OK ? m->sender.full : m->sender_id;
+	struct classify_input in = {
+		.rcpts = m->rcpts,
+		.headers = &m->headers,
+		.from_aligned = from_is_aligned(m),
+	};
+
 	/* a client cannot choose its own class: our header is ours alone */
-	copy_str(res->header_name, sizeof(res->header_name), m->cfg->classify.header);
+	copy_str(res->header_name, sizeof(res->header_name), cfg->classify.header);
 	res->remove_headers = m->forged_headers;
-	if (m->store_failed && m->cfg->classify.add_header) {
-		res->add_header = true;
-		snprintf(res->header_value, sizeof(res->header_value),
-			 "unknown; reasons=store-unavailable");
-	}
 	format_networks(m, nets, sizeof(nets));
+
+	if (m->store_failed || !eom_inputs(m, rel_sender, now, &in)) {
+		m->store_failed = true;
+		eom_store_failed(m, c, nets, res);
+		return;
+	}
+
+	struct classify_result cr;
+	classify_message(&cfg->classify, &in, &cr);
+	enum class_action wanted = cfg->class_action[cr.cls];
+	enum class_action act = effective_action(cfg, wanted);
+	bool delivered = act != ACTION_TEMPFAIL && act != ACTION_REJECT;
+
+	eom_record(m, rel_sender, cr.cls, wanted, delivered, now);
+	if (!delivered)
+		held_clear(m); /* all released already */
+	eom_answer(cfg, act, &in, &cr, res);
 	log_msg(LOG_INFO, m->qid,
-		"action=accept sender=%s client=%s rcpts=%u tempfailed=%u networks=%s mode=%s%s%s",
-		m->sender_id, c->client_text, m->rcpts, m->tempfailed, nets,
-		m->cfg->mode == MODE_MONITOR ? "monitor" : "enforce",
-		m->limited ? "" : " limited=no",
-		m->store_failed ? " reasons=store-unavailable" : "");
+		"class=%s action=%s sender=%s client=%s rcpts=%u known=%u velocity=%u "
+		"tempfailed=%u networks=%s mode=%s reasons=%s%s",
+		class_name(cr.cls), action_name(wanted), m->sender_id, c->client_text, in.rcpts,
+		in.known, in.velocity, m->tempfailed, nets,
+		cfg->mode == MODE_MONITOR ? "monitor" : "enforce", cr.reasons[0] ? cr.reasons : "-",
+		m->limited ? "" : " limited=no");
 }
 
 void policy_done(struct conn_state *c)

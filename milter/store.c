@@ -18,6 +18,16 @@
  * Arguments always go out as counted strings (redisCommandArgv), so scope
  * values (addresses, domains) are binary-safe and never meet a format.
  * Nothing is logged here; callers get STORE_ERR and store_last_error().
+ *
+ * Besides the rate windows (reserve.lua) this file keeps, per sender, the
+ * relationships (PREFIX{s:SENDER}:rel, recipient -> last seen), the
+ * velocity set (PREFIX{s:SENDER}:vel, recipient -> last mailed, one hour,
+ * at most VELOCITY_CAP) and blocks (PREFIX{s:SENDER}:block), and the hourly
+ * statistics hashes PREFIX{stats}:YYYYMMDDHH. What the end of a message
+ * reads and writes goes as pipelines of single-key commands, one round
+ * trip each (keys of different senders may live in different cluster
+ * slots); every reply is read, so an error reply leaves the connection
+ * usable.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -615,79 +625,721 @@ out:
 	return rv;
 }
 
-/*
- * store_pipeline - for every unit, ZREM MEMBER from its pending set and,
- * when RELEASE, from its window too; all in one round trip.
- */
-static int store_pipeline(const struct config *cfg, const struct store_unit *units, size_t n,
-			  bool release, const char *what)
-{
-	struct store_conn *s;
-	size_t i, sent = 0, errors = 0;
-	int rv = STORE_OK;
+/* ---- pipelines ---------------------------------------------------------- */
 
-	if (n == 0)
-		return STORE_OK;
-	for (i = 0; i < n; i++)
-		if (store_check_unit(&units[i]) != 0)
-			return STORE_ERR;
-	if ((s = store_conn_get()) == NULL || store_connect(s, cfg) != 0)
+/*
+ * A batch of plain commands sent in one round trip: store_batch_add only
+ * queues a command in hiredis's output buffer, store_batch_run writes them
+ * all and reads every reply in order, so that the connection stays in step
+ * even when some command failed. Keys of different senders or networks may
+ * live in different cluster slots, so every command names one key only.
+ */
+struct store_batch {
+	struct store_conn *s;
+	const struct config *cfg;
+	const char *what;     /* names the operation in errors */
+	redisReply **replies; /* one per queued command, filled by run */
+	size_t sent;          /* commands queued */
+	size_t cap;           /* room in replies */
+	size_t got;           /* replies read */
+	int rv;               /* STORE_ERR once anything failed */
+};
+
+/* store_batch_begin - connect; STORE_ERR when Redis is unavailable */
+static int store_batch_begin(struct store_batch *b, const struct config *cfg, const char *what)
+{
+	memset(b, 0, sizeof(*b));
+	b->cfg = cfg;
+	b->what = what;
+	b->rv = STORE_OK;
+	if ((b->s = store_conn_get()) == NULL || store_connect(b->s, cfg) != 0)
 		return STORE_ERR;
+	return STORE_OK;
+}
+
+/*
+ * store_batch_fail - a command could not be built (the builder said why):
+ * nothing more is queued, what was queued is still sent and read.
+ */
+static void store_batch_fail(struct store_batch *b)
+{
+	b->rv = STORE_ERR;
+}
+
+/* store_batch_add - queue one command (ignored once the batch failed) */
+static void store_batch_add(struct store_batch *b, int argc, const char **argv,
+			    const size_t *lens)
+{
+	if (b->rv != STORE_OK || b->s->c == NULL)
+		return;
+	if (b->sent == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 16;
+		redisReply **r = realloc(b->replies, cap * sizeof(*r));
+
+		if (r == NULL) {
+			store_fail("redis: %s: out of memory", b->what);
+			b->rv = STORE_ERR;
+			return;
+		}
+		b->replies = r;
+		b->cap = cap;
+	}
+	if (redisAppendCommandArgv(b->s->c, argc, argv, lens) != REDIS_OK) {
+		/* nothing was written yet: dropping the connection discards it all */
+		store_fail("redis: %s: cannot queue the command", b->what);
+		store_drop(b->s);
+		b->sent = 0;
+		b->rv = STORE_ERR;
+		return;
+	}
+	b->sent++;
+}
+
+/*
+ * store_batch_run - send what was queued and read every reply. STORE_ERR
+ * after an I/O error or timeout (the connection is dropped), an error reply
+ * (the first one is reported) or an earlier failure to build a command.
+ */
+static int store_batch_run(struct store_batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->sent; i++) {
+		redisReply *r;
+
+		if (redisGetReply(b->s->c, (void **)&r) != REDIS_OK || r == NULL) {
+			store_io_error(b->s->c, b->what, store_timeout_ms(b->cfg));
+			store_drop(b->s);
+			b->rv = STORE_ERR;
+			return STORE_ERR;
+		}
+		b->replies[b->got++] = r;
+		if (r->type == REDIS_REPLY_ERROR && b->rv == STORE_OK) {
+			store_fail("redis: %s: %.*s", b->what, (int)r->len, r->str);
+			b->rv = STORE_ERR;
+		}
+	}
+	return b->rv;
+}
+
+/* store_batch_end - free the replies */
+static void store_batch_end(struct store_batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->got; i++)
+		freeReplyObject(b->replies[i]);
+	free(b->replies);
+	b->replies = NULL;
+	b->got = b->sent = b->cap = 0;
+}
+
+/* store_wall_ms - the local clock, ms since the epoch */
+static long long store_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* the configured relationship lifetime (days) in ms, and the cap */
+static long long store_rel_ttl_ms(const struct config *cfg)
+{
+	return (long long)(cfg->relationship_ttl > 0 ? cfg->relationship_ttl : 365) * 86400000LL;
+}
+
+static long long store_rel_max(const struct config *cfg)
+{
+	return cfg->relationship_max > 0 ? cfg->relationship_max : 10000;
+}
+
+/* store_sender_key - "PREFIX{s:SENDER}:KIND", malloc'd */
+static char *store_sender_key(const struct config *cfg, const char *sender, const char *kind,
+			      size_t *len)
+{
+	const char *prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
+	size_t size = strlen(prefix) + strlen(sender) + strlen(kind) + 6;
+	char *k;
+
+	if ((k = malloc(size)) == NULL) {
+		store_fail("redis: out of memory");
+		return NULL;
+	}
+	*len = (size_t)snprintf(k, size, "%s{s:%s}:%s", prefix, sender, kind);
+	return k;
+}
+
+/* store_batch_units - ZREM each unit from its pending set and, when RELEASE, its window */
+static void store_batch_units(struct store_batch *b, const struct store_unit *units, size_t n,
+			      bool release)
+{
+	static const char kinds[2] = { 'p', 'w' };
+	size_t i;
+	int k;
 
 	for (i = 0; i < n; i++) {
-		const char kinds[2] = { 'p', 'w' };
-		int k;
-
 		for (k = 0; k < (release ? 2 : 1); k++) {
 			const char *argv[3];
 			size_t lens[3];
-			char *key = store_key(cfg, &units[i], kinds[k], &lens[1]);
-			int ok;
+			char *key = store_key(b->cfg, &units[i], kinds[k], &lens[1]);
 
 			if (key == NULL) {
-				rv = STORE_ERR;
-				goto read;
+				store_batch_fail(b);
+				return;
 			}
 			argv[0] = "ZREM";
 			lens[0] = 4;
 			argv[1] = key;
 			argv[2] = units[i].member;
 			lens[2] = strlen(units[i].member);
-			ok = redisAppendCommandArgv(s->c, 3, argv, lens) == REDIS_OK;
+			store_batch_add(b, 3, argv, lens);
 			free(key);
-			if (!ok) {
-				store_fail("redis: %s: cannot queue the command", what);
-				store_drop(s);
-				return STORE_ERR;
-			}
-			sent++;
 		}
 	}
-read:
-	/* read every reply that was sent, so the connection stays in step */
-	for (i = 0; i < sent; i++) {
-		redisReply *r;
+}
 
-		if (redisGetReply(s->c, (void **)&r) != REDIS_OK || r == NULL) {
-			store_io_error(s->c, what, store_timeout_ms(cfg));
-			store_drop(s);
+/* store_batch_simple - queue a command of up to 4 C strings */
+static void store_batch_simple(struct store_batch *b, const char *a0, const char *a1,
+			       size_t a1len, const char *a2, const char *a3)
+{
+	const char *argv[4] = { a0, a1, a2, a3 };
+	size_t lens[4];
+	int argc = a3 != NULL ? 4 : a2 != NULL ? 3 : 2;
+	int i;
+
+	lens[0] = strlen(a0);
+	lens[1] = a1len;
+	for (i = 2; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	store_batch_add(b, argc, argv, lens);
+}
+
+#define STORE_CHUNK 1000 /* members per ZADD / ZREM */
+
+/*
+ * store_batch_members - queue CMD KEY [SCORE] M1 [SCORE] M2 ... for the N
+ * members RCPTS, at most CHUNK members per command (0: all in one); with
+ * SCORE NULL the members go without scores (ZREM, ZMSCORE).
+ */
+static void store_batch_members(struct store_batch *b, const char *cmd, const char *key,
+				size_t klen, const char *score, const char *const *rcpts, size_t n,
+				size_t chunk)
+{
+	size_t per = score != NULL ? 2 : 1;
+	size_t most = chunk > 0 && chunk < n ? chunk : n;
+	const char **argv;
+	size_t *lens;
+	size_t done = 0, slen = score != NULL ? strlen(score) : 0;
+
+	if (n == 0)
+		return;
+	argv = malloc((2 + per * most) * sizeof(*argv));
+	lens = malloc((2 + per * most) * sizeof(*lens));
+	if (argv == NULL || lens == NULL) {
+		free(argv);
+		free(lens);
+		store_fail("redis: %s: out of memory", b->what);
+		store_batch_fail(b);
+		return;
+	}
+	argv[0] = cmd;
+	lens[0] = strlen(cmd);
+	argv[1] = key;
+	lens[1] = klen;
+	while (done < n) {
+		size_t m = n - done < most ? n - done : most;
+		size_t i, a = 2;
+
+		for (i = 0; i < m; i++) {
+			if (score != NULL) {
+				argv[a] = score;
+				lens[a++] = slen;
+			}
+			argv[a] = rcpts[done + i];
+			lens[a++] = strlen(rcpts[done + i]);
+		}
+		store_batch_add(b, (int)a, argv, lens);
+		done += m;
+	}
+	free(lens);
+	free(argv);
+}
+
+/*
+ * store_batch_learn - RCPTS become known correspondents of SENDER, last
+ * seen NOW; then entries past relationship_ttl go, the newest
+ * relationship_max stay, and the set lives relationship_ttl after this.
+ */
+static void store_batch_learn(struct store_batch *b, const char *sender,
+			      const char *const *rcpts, size_t n, long long now)
+{
+	long long ttl = store_rel_ttl_ms(b->cfg);
+	char snow[24], cutoff[24], rank[24], sttl[24];
+	size_t klen;
+	char *key;
+
+	if (n == 0)
+		return;
+	if ((key = store_sender_key(b->cfg, sender, "rel", &klen)) == NULL) {
+		store_batch_fail(b);
+		return;
+	}
+	snprintf(snow, sizeof(snow), "%lld", now);
+	snprintf(cutoff, sizeof(cutoff), "(%lld", now - ttl);
+	snprintf(rank, sizeof(rank), "%lld", -store_rel_max(b->cfg) - 1);
+	snprintf(sttl, sizeof(sttl), "%lld", ttl);
+	store_batch_members(b, "ZADD", key, klen, snow, rcpts, n, STORE_CHUNK);
+	store_batch_simple(b, "ZREMRANGEBYSCORE", key, klen, "-inf", cutoff);
+	store_batch_simple(b, "ZREMRANGEBYRANK", key, klen, "0", rank);
+	store_batch_simple(b, "PEXPIRE", key, klen, sttl, NULL);
+	free(key);
+}
+
+#define STORE_STATS_TTL "691200" /* 8 days, in seconds */
+
+/* store_batch_counts - HINCRBY the hourly statistics hash, then its TTL */
+static void store_batch_counts(struct store_batch *b, const struct store_count *counts,
+			       size_t n, long long now_ms)
+{
+	const char *prefix = b->cfg->redis.prefix != NULL ? b->cfg->redis.prefix : "";
+	time_t t = now_ms > 0 ? (time_t)(now_ms / 1000) : time(NULL);
+	char hour[16], by[24];
+	struct tm tm;
+	size_t size, klen, i;
+	char *key;
+
+	if (n == 0)
+		return;
+	if (gmtime_r(&t, &tm) == NULL || strftime(hour, sizeof(hour), "%Y%m%d%H", &tm) == 0) {
+		if (b->rv == STORE_OK)
+			store_fail("redis: %s: cannot format the statistics hour", b->what);
+		b->rv = STORE_ERR;
+		return;
+	}
+	size = strlen(prefix) + strlen(hour) + 10;
+	if ((key = malloc(size)) == NULL) {
+		store_fail("redis: %s: out of memory", b->what);
+		store_batch_fail(b);
+		return;
+	}
+	klen = (size_t)snprintf(key, size, "%s{stats}:%s", prefix, hour);
+	for (i = 0; i < n; i++) {
+		snprintf(by, sizeof(by), "%ld", counts[i].by);
+		store_batch_simple(b, "HINCRBY", key, klen, counts[i].field, by);
+	}
+	store_batch_simple(b, "EXPIRE", key, klen, STORE_STATS_TTL, NULL);
+	free(key);
+}
+
+/* ---- end of message ------------------------------------------------------ */
+
+/* store_finish_run - store_finish, with WHAT naming the operation in errors */
+static int store_finish_run(const struct config *cfg, const struct store_finish *f,
+			    const char *what)
+{
+	struct store_batch b;
+	const char **run = NULL;
+	long long now;
+	size_t i;
+	int rv;
+
+	if (f->n_commit == 0 && f->n_release == 0 && f->n_learn == 0 && f->n_counts == 0)
+		return STORE_OK;
+	for (i = 0; i < f->n_commit; i++)
+		if (store_check_unit(&f->commit[i]) != 0)
+			return STORE_ERR;
+	for (i = 0; i < f->n_release; i++)
+		if (store_check_unit(&f->release[i]) != 0)
+			return STORE_ERR;
+	for (i = 0; i < f->n_learn; i++)
+		if (f->learn[i].sender == NULL || f->learn[i].rcpt == NULL) {
+			store_fail("redis: %s: incomplete relationship", what);
 			return STORE_ERR;
 		}
-		if (r->type == REDIS_REPLY_ERROR && errors++ == 0)
-			store_fail("redis: %s: %.*s", what, (int)r->len, r->str);
-		freeReplyObject(r);
+	for (i = 0; i < f->n_counts; i++)
+		if (f->counts[i].field == NULL) {
+			store_fail("redis: %s: counter without a field", what);
+			return STORE_ERR;
+		}
+	if (f->n_learn > 0 && (run = malloc(f->n_learn * sizeof(*run))) == NULL) {
+		store_fail("redis: %s: out of memory", what);
+		return STORE_ERR;
 	}
-	return errors > 0 ? STORE_ERR : rv;
+	if (store_batch_begin(&b, cfg, what) != STORE_OK) {
+		free(run);
+		return STORE_ERR;
+	}
+	now = f->now_ms > 0 ? f->now_ms : store_wall_ms();
+
+	store_batch_units(&b, f->commit, f->n_commit, false);
+	store_batch_units(&b, f->release, f->n_release, true);
+	/* one ZADD (and one set of trims) per run of pairs of the same sender */
+	for (i = 0; i < f->n_learn;) {
+		const char *sender = f->learn[i].sender;
+		size_t k = 0;
+
+		while (i < f->n_learn && strcmp(f->learn[i].sender, sender) == 0)
+			run[k++] = f->learn[i++].rcpt;
+		store_batch_learn(&b, sender, run, k, now);
+	}
+	store_batch_counts(&b, f->counts, f->n_counts, f->now_ms);
+
+	rv = store_batch_run(&b);
+	store_batch_end(&b);
+	free(run);
+	return rv;
+}
+
+int store_finish(const struct config *cfg, const struct store_finish *f)
+{
+	return store_finish_run(cfg, f, "finish");
 }
 
 int store_commit(const struct config *cfg, const struct store_unit *units, size_t n)
 {
-	return store_pipeline(cfg, units, n, false, "commit");
+	struct store_finish f = { .commit = units, .n_commit = n };
+
+	return store_finish_run(cfg, &f, "commit");
 }
 
 int store_release(const struct config *cfg, const struct store_unit *units, size_t n)
 {
-	return store_pipeline(cfg, units, n, true, "release");
+	struct store_finish f = { .release = units, .n_release = n };
+
+	return store_finish_run(cfg, &f, "release");
+}
+
+/* store_score_ms - a sorted set score as sent by Redis; false when not one */
+static bool store_score_ms(const redisReply *r, double *ms)
+{
+	char *end;
+
+	if (r->type != REDIS_REPLY_STRING || r->len == 0)
+		return false;
+	*ms = strtod(r->str, &end);
+	return *end == '\0';
+}
+
+/* store_parse_inputs - the replies of store_eom_inputs into IN */
+static int store_parse_inputs(const struct store_batch *b, size_t i_known, size_t n,
+			      long long cutoff, size_t i_card, size_t i_block, size_t n_block,
+			      struct store_inputs *in)
+{
+	const redisReply *r;
+	size_t i;
+
+	if (n > 0) {
+		r = b->replies[i_known];
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
+			goto bad;
+		for (i = 0; i < n; i++) {
+			const redisReply *e = r->element[i];
+			double ms;
+
+			if (e->type == REDIS_REPLY_NIL)
+				continue;
+			if (!store_score_ms(e, &ms))
+				goto bad;
+			if (ms >= (double)cutoff) {
+				if (in->known != NULL)
+					in->known[i] = 1;
+				in->known_count++;
+			}
+		}
+	}
+	r = b->replies[i_card];
+	if (r->type != REDIS_REPLY_INTEGER)
+		goto bad;
+	in->velocity = (long)r->integer;
+	for (i = 0; i < n_block; i++) {
+		r = b->replies[i_block + i];
+		if (r->type == REDIS_REPLY_NIL)
+			continue;
+		if (r->type != REDIS_REPLY_STRING)
+			goto bad;
+		in->blocked = true;
+		snprintf(in->block_reason, sizeof(in->block_reason), "%.*s", (int)r->len, r->str);
+		break;
+	}
+	return STORE_OK;
+bad:
+	store_fail("redis: %s: unexpected reply", b->what);
+	return STORE_ERR;
+}
+
+int store_eom_inputs(const struct config *cfg, const char *rel_sender, const char *vel_sender,
+		     const char *const *rcpts, size_t n, long long now_ms, struct store_inputs *in)
+{
+	struct store_batch b;
+	char *rel = NULL, *vel = NULL, *block[2] = { NULL, NULL };
+	size_t rlen, vlen, blen[2], n_block, i, i_known = 0, i_card, i_block;
+	char snow[24], cutoff[24], rank[24];
+	int rv = STORE_ERR;
+
+	in->known_count = 0;
+	in->velocity = 0;
+	in->blocked = false;
+	in->block_reason[0] = '\0';
+	if (in->known != NULL && n > 0)
+		memset(in->known, 0, n);
+	if (vel_sender == NULL)
+		vel_sender = rel_sender;
+	if (rel_sender == NULL || (n > 0 && rcpts == NULL)) {
+		store_fail("redis: inputs: no sender or recipients");
+		return STORE_ERR;
+	}
+	for (i = 0; i < n; i++)
+		if (rcpts[i] == NULL) {
+			store_fail("redis: inputs: missing recipient");
+			return STORE_ERR;
+		}
+	if (now_ms <= 0)
+		now_ms = store_wall_ms();
+	n_block = strcmp(rel_sender, vel_sender) != 0 ? 2 : 1;
+	if ((rel = store_sender_key(cfg, rel_sender, "rel", &rlen)) == NULL ||
+	    (vel = store_sender_key(cfg, vel_sender, "vel", &vlen)) == NULL ||
+	    (block[0] = store_sender_key(cfg, rel_sender, "block", &blen[0])) == NULL ||
+	    (n_block == 2 &&
+	     (block[1] = store_sender_key(cfg, vel_sender, "block", &blen[1])) == NULL))
+		goto out;
+	if (store_batch_begin(&b, cfg, "inputs") != STORE_OK)
+		goto out;
+
+	snprintf(snow, sizeof(snow), "%lld", now_ms);
+	snprintf(cutoff, sizeof(cutoff), "(%lld", now_ms - HOUR_MS);
+	snprintf(rank, sizeof(rank), "%d", -(VELOCITY_CAP + 1));
+	i_known = b.sent;
+	if (n > 0) {
+		store_batch_members(&b, "ZMSCORE", rel, rlen, NULL, rcpts, n, 0);
+		store_batch_members(&b, "ZADD", vel, vlen, snow, rcpts, n, 0);
+	}
+	store_batch_simple(&b, "ZREMRANGEBYSCORE", vel, vlen, "-inf", cutoff);
+	store_batch_simple(&b, "ZREMRANGEBYRANK", vel, vlen, "0", rank);
+	i_card = b.sent;
+	store_batch_simple(&b, "ZCARD", vel, vlen, NULL, NULL);
+	store_batch_simple(&b, "PEXPIRE", vel, vlen, "3600000", NULL);
+	i_block = b.sent;
+	for (i = 0; i < n_block; i++)
+		store_batch_simple(&b, "GET", block[i], blen[i], NULL, NULL);
+
+	if (store_batch_run(&b) == STORE_OK)
+		rv = store_parse_inputs(&b, i_known, n, now_ms - store_rel_ttl_ms(cfg), i_card,
+					i_block, n_block, in);
+	store_batch_end(&b);
+out:
+	free(rel);
+	free(vel);
+	free(block[0]);
+	free(block[1]);
+	if (rv != STORE_OK) {
+		in->known_count = 0;
+		in->velocity = 0;
+		in->blocked = false;
+		in->block_reason[0] = '\0';
+		if (in->known != NULL && n > 0)
+			memset(in->known, 0, n);
+	}
+	return rv;
+}
+
+/* ---- relationship lists and blocks (outboundctl) --------------------------- */
+
+static int store_check_rcpts(const char *sender, const char *const *rcpts, size_t n,
+			     const char *what)
+{
+	size_t i;
+
+	if (sender == NULL || (n > 0 && rcpts == NULL)) {
+		store_fail("redis: %s: no sender or recipients", what);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (rcpts[i] == NULL) {
+			store_fail("redis: %s: missing recipient", what);
+			return -1;
+		}
+	return 0;
+}
+
+int store_rel_add(const struct config *cfg, const char *sender, const char *const *rcpts,
+		  size_t n, long long now_ms)
+{
+	struct store_batch b;
+	int rv;
+
+	if (store_check_rcpts(sender, rcpts, n, "rel add") != 0)
+		return STORE_ERR;
+	if (n == 0)
+		return STORE_OK;
+	if (store_batch_begin(&b, cfg, "rel add") != STORE_OK)
+		return STORE_ERR;
+	store_batch_learn(&b, sender, rcpts, n, now_ms > 0 ? now_ms : store_wall_ms());
+	rv = store_batch_run(&b);
+	store_batch_end(&b);
+	return rv;
+}
+
+int store_rel_del(const struct config *cfg, const char *sender, const char *const *rcpts,
+		  size_t n)
+{
+	struct store_batch b;
+	size_t klen;
+	char *key;
+	int rv;
+
+	if (store_check_rcpts(sender, rcpts, n, "rel del") != 0)
+		return STORE_ERR;
+	if (n == 0)
+		return STORE_OK;
+	if ((key = store_sender_key(cfg, sender, "rel", &klen)) == NULL)
+		return STORE_ERR;
+	if (store_batch_begin(&b, cfg, "rel del") != STORE_OK) {
+		free(key);
+		return STORE_ERR;
+	}
+	store_batch_members(&b, "ZREM", key, klen, NULL, rcpts, n, STORE_CHUNK);
+	rv = store_batch_run(&b);
+	store_batch_end(&b);
+	free(key);
+	return rv;
+}
+
+/*
+ * store_single - one command of (at most 5) C strings on this thread's
+ * connection; NULL on failure, including an error reply.
+ */
+static redisReply *store_single(const struct config *cfg, int argc, const char **argv)
+{
+	struct store_conn *s;
+	size_t lens[5];
+	redisReply *r;
+	int i;
+
+	for (i = 0; i < argc && i < 5; i++)
+		lens[i] = strlen(argv[i]);
+	if ((s = store_conn_get()) == NULL || store_connect(s, cfg) != 0)
+		return NULL;
+	if ((r = store_command(s, cfg, argc, argv, lens)) == NULL)
+		return NULL;
+	if (r->type == REDIS_REPLY_ERROR) {
+		store_fail("redis: %s: %.*s", argv[0], (int)r->len, r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+long store_rel_list(const struct config *cfg, const char *sender,
+		    void (*fn)(void *arg, const char *rcpt, long long last_seen_ms), void *arg)
+{
+	const char *argv[5];
+	size_t klen;
+	char min[24];
+	redisReply *r;
+	char *key;
+	long count = 0;
+	size_t i;
+
+	if (sender == NULL || fn == NULL) {
+		store_fail("redis: rel list: no sender or function");
+		return STORE_ERR;
+	}
+	if ((key = store_sender_key(cfg, sender, "rel", &klen)) == NULL)
+		return STORE_ERR;
+	snprintf(min, sizeof(min), "%lld", store_wall_ms() - store_rel_ttl_ms(cfg));
+	argv[0] = "ZREVRANGEBYSCORE";
+	argv[1] = key;
+	argv[2] = "+inf";
+	argv[3] = min;
+	argv[4] = "WITHSCORES";
+	r = store_single(cfg, 5, argv);
+	free(key);
+	if (r == NULL)
+		return STORE_ERR;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
+		store_fail("redis: rel list: unexpected reply");
+		freeReplyObject(r);
+		return STORE_ERR;
+	}
+	for (i = 0; i + 1 < r->elements; i += 2) {
+		double ms;
+
+		if (r->element[i]->type != REDIS_REPLY_STRING ||
+		    !store_score_ms(r->element[i + 1], &ms)) {
+			store_fail("redis: rel list: unexpected reply");
+			freeReplyObject(r);
+			return STORE_ERR;
+		}
+		fn(arg, r->element[i]->str, (long long)ms);
+		count++;
+	}
+	freeReplyObject(r);
+	return count;
+}
+
+int store_block(const struct config *cfg, const char *sender, const char *reason,
+		long ttl_seconds)
+{
+	const char *argv[5];
+	size_t klen;
+	char ttl[24];
+	redisReply *r;
+	char *key;
+	int argc = 3, rv = STORE_ERR;
+
+	if (sender == NULL || ttl_seconds < 0) {
+		store_fail("redis: block: no sender or a negative TTL");
+		return STORE_ERR;
+	}
+	if ((key = store_sender_key(cfg, sender, "block", &klen)) == NULL)
+		return STORE_ERR;
+	argv[0] = "SET";
+	argv[1] = key;
+	argv[2] = reason != NULL ? reason : "";
+	if (ttl_seconds > 0) {
+		snprintf(ttl, sizeof(ttl), "%ld", ttl_seconds);
+		argv[argc++] = "EX";
+		argv[argc++] = ttl;
+	}
+	r = store_single(cfg, argc, argv);
+	free(key);
+	if (r == NULL)
+		return STORE_ERR;
+	if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0)
+		rv = STORE_OK;
+	else
+		store_fail("redis: block: unexpected reply");
+	freeReplyObject(r);
+	return rv;
+}
+
+int store_unblock(const struct config *cfg, const char *sender)
+{
+	const char *argv[2];
+	size_t klen;
+	redisReply *r;
+	char *key;
+	int rv = STORE_ERR;
+
+	if (sender == NULL) {
+		store_fail("redis: unblock: no sender");
+		return STORE_ERR;
+	}
+	if ((key = store_sender_key(cfg, sender, "block", &klen)) == NULL)
+		return STORE_ERR;
+	argv[0] = "DEL";
+	argv[1] = key;
+	r = store_single(cfg, 2, argv);
+	free(key);
+	if (r == NULL)
+		return STORE_ERR;
+	if (r->type == REDIS_REPLY_INTEGER)
+		rv = r->integer > 0 ? STORE_OK : STORE_OVER;
+	else
+		store_fail("redis: unblock: unexpected reply");
+	freeReplyObject(r);
+	return rv;
 }
 
 int store_ping(const struct config *cfg)

@@ -17,7 +17,19 @@ declare -A MILTER_PID=() MILTER_LOG=() MILTER_SOCK=()
 OBM_MILTER=${OBM_MILTER:-$OBM_BUILD/outbound-milter}
 
 # Variables read by milter_std_conf, with their defaults. MC_LIMIT_EXTRA
-# goes inside the limit section (per-network overrides), MC_EXTRA at the end.
+# goes inside the limit section (per-network overrides, classes), MC_EXTRA
+# at the end. Classification: MC_LOCAL_DOMAINS (list body),
+# MC_LEARN_INBOUND/MC_LEARN_OUTBOUND (true/false), MC_CLASSIFY (the body of
+# the classify section, empty: every default) and MC_CLASSES (the class
+# sections). MC_CLASSES defaults to tag for every class, spam-risk
+# included, so that the rate limit tests, which send many recipients
+# nobody knows, see their mail delivered rather than held; the
+# classification tests set it (an empty MC_CLASSES gives the shipped
+# defaults: personal tag, bulk tag, spam-risk hold).
+MC_CLASSES_TAG_ALL='class personal { action = tag }
+class bulk { action = tag }
+class "spam-risk" { action = tag }'
+
 milter_conf_defaults()
 {
 	MC_SOCKET=${MC_SOCKET:-unix:$T/milter.sock}
@@ -35,6 +47,11 @@ milter_conf_defaults()
 	MC_TIMEOUT_MS=${MC_TIMEOUT_MS:-200}
 	MC_LIMIT_EXTRA=${MC_LIMIT_EXTRA:-}
 	MC_EXTRA=${MC_EXTRA:-}
+	MC_LOCAL_DOMAINS=${MC_LOCAL_DOMAINS:-}
+	MC_LEARN_INBOUND=${MC_LEARN_INBOUND:-true}
+	MC_LEARN_OUTBOUND=${MC_LEARN_OUTBOUND:-true}
+	MC_CLASSIFY=${MC_CLASSIFY:-}
+	MC_CLASSES=${MC_CLASSES-$MC_CLASSES_TAG_ALL}
 }
 
 # milter_std_conf: the configuration the tests share; one rule per-sender
@@ -52,12 +69,20 @@ outbound_daemons = {$MC_OUTBOUND_DAEMONS}
 outbound_networks = {$MC_OUTBOUND_NETWORKS}
 exempt_senders = {$MC_EXEMPT_SENDERS}
 exempt_clients = {$MC_EXEMPT_CLIENTS}
+local_domains = {$MC_LOCAL_DOMAINS}
+learn_inbound = $MC_LEARN_INBOUND
+learn_outbound = $MC_LEARN_OUTBOUND
 
 redis {
 	socket = "$MC_REDIS_SOCK"
 	timeout_ms = $MC_TIMEOUT_MS
 	on_error = $MC_ON_ERROR
 }
+
+classify {
+$MC_CLASSIFY
+}
+$MC_CLASSES
 
 network google { domains = {"gmail.com", "googlemail.com"} }
 network yahoo { domains = {"yahoo.com"} }

@@ -21,6 +21,13 @@
 #	sink_msgs NAME / sink_rcpts NAME	messages / recipients received
 #	sink_rcpts_from NAME SENDER	recipients received from one sender
 #	sink_files NAME			the message files, oldest first
+#	sink_file_by_id NAME ID		the message file with header X-Test-Id: ID
+#	sink_header FILE NAME		the values of header NAME in FILE, one a
+#					line (case-insensitive name, CR removed)
+#	pf_queue_name NAME QID		queue of message QID (active, deferred,
+#					hold, ...; "" when not queued)
+#	pf_queue_rcpts NAME QID		its recipients, one a line
+#	pf_queue_list NAME		"QID QUEUE" per queued message, sorted
 #	smtp_send OUTFILE PORT FROM TO[,TO...] [swaks options...]
 #					one message through swaks; the transcript
 #					goes to OUTFILE, the exit status is swaks'
@@ -256,6 +263,52 @@ sink_files()
 sink_msgs()
 {
 	find "${SINK_DIR[$1]}" -type f | wc -l
+}
+
+# sink_file_by_id NAME ID: the message carrying "X-Test-Id: ID" ("" if none)
+sink_file_by_id()
+{
+	local f
+	while IFS= read -r f; do
+		if tr -d '\r' <"$f" | sed '/^$/q' | grep -qx "X-Test-Id: $2"; then
+			echo "$f"
+			return 0
+		fi
+	done < <(sink_files "$1")
+	return 0
+}
+
+# sink_header FILE NAME: values of header NAME (unfolded), one a line
+sink_header()
+{
+	[ -f "$1" ] || return 0
+	tr -d '\r' <"$1" | awk -v n="$(printf '%s' "$2" | tr 'A-Z' 'a-z')" '
+		/^$/ { exit }
+		/^[ \t]/ { if (on) { sub(/^[ \t]+/, " "); v = v $0 }; next }
+		{ if (on) print v; on = 0
+		  i = index($0, ":"); if (i == 0) next
+		  if (tolower(substr($0, 1, i - 1)) == n) { on = 1; v = substr($0, i + 1); sub(/^[ \t]+/, "", v) } }
+		END { if (on) print v }'
+}
+
+# pf_queue_name NAME QID: the queue message QID is in ("" if none)
+pf_queue_name()
+{
+	pf_queue "$1" | grep -F "\"queue_id\": \"$2\"" |
+		sed -n 's/.*"queue_name": *"\([^"]*\)".*/\1/p'
+}
+
+# pf_queue_rcpts NAME QID: recipients of queued message QID, one a line
+pf_queue_rcpts()
+{
+	pf_queue "$1" | grep -F "\"queue_id\": \"$2\"" | grep -o '"address": *"[^"]*"' |
+		sed 's/.*: *"\(.*\)"/\1/'
+}
+
+# pf_queue_list NAME: "QID QUEUE" per queued message, sorted
+pf_queue_list()
+{
+	pf_queue "$1" | sed -n 's/.*"queue_name": *"\([^"]*\)", "queue_id": *"\([^"]*\)".*/\2 \1/p' | sort
 }
 
 # recipients received by the sink (one X-Rcpt-Args line each)

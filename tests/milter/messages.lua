@@ -25,7 +25,7 @@ T.is(T.zcard(T.wkey("yahoo", "b@example.com")), 1, "b@example.com has 1 unit at 
 T.is(T.zcard(T.wkey("yahoo", "a@example.com")), 0,
     "a@example.com has no unit at yahoo (message 2's sender not mixed up)")
 
-local d = T.log_has({ "MSG0002: action=accept sender=b@example.com" },
+local d = T.log_has({ "MSG0002: class=personal action=tag sender=b@example.com" },
     "message 2 has its own decision line")
 if d then
 	T.ok(d:find("rcpts=1 ", 1, true) ~= nil, "message 2's decision counts 1 recipient", d)
@@ -46,7 +46,8 @@ T.is(T.mail(conn, "c@example.com"), "continue", "message 4: MAIL FROM")
 T.is(T.rcpt(conn, "w1@gmail.com", "MSG0004"), "continue",
     "message 4: another sender's gmail.com recipient continues")
 T.finish_message(conn, "MSG0004", "message 4")
-d = T.log_has({ "MSG0004: action=accept sender=c@example.com" }, "message 4 decision line")
+d = T.log_has({ "MSG0004: class=personal action=tag sender=c@example.com" },
+    "message 4 decision line")
 if d then
 	T.ok(d:find("rcpts=1 ", 1, true) ~= nil and d:find("tempfailed=0", 1, true) ~= nil,
 	    "message 4's decision: 1 recipient, none tempfailed", d)
@@ -75,7 +76,7 @@ for i = 1, 50 do
 	n = n + T.zcard(T.wkey("yahoo", "bulk" .. i .. "@example.com"))
 end
 T.is(n, 50, "each of the 50 senders has exactly 1 unit")
-T.ok(T.wait_log({ "MANY0050: action=accept sender=bulk50@example.com" }) ~= nil,
+T.ok(T.wait_log({ "MANY0050: class=personal action=tag sender=bulk50@example.com" }) ~= nil,
     "the 50th message has its decision line")
 
 mt.disconnect(conn)

@@ -22,7 +22,7 @@ T.log_has({ "MON0001: action=would-tempfail rcpt=u13@gmail.com" },
     "would-tempfail line for the 13th recipient")
 T.log_has({ "MON0002: action=would-tempfail rcpt=u14@gmail.com" },
     "second message: its first recipient would have been tempfailed")
-T.log_has({ "MON0001: action=accept sender=m@example.com", "mode=monitor" },
+T.log_has({ "MON0001: class=spam-risk action=tag sender=m@example.com", "mode=monitor" },
     "decision line says mode=monitor")
 T.ok(#T.log_lines({ "action=tempfail " }) == 0, "no action=tempfail line in monitor mode")
 

@@ -1,0 +1,993 @@
+/*
+ * outboundctl.c - the operations command line (SPEC section 2).
+ *
+ * Reads the daemon's configuration (-c FILE) to find Redis, the key prefix
+ * and the sub-address separator, and works on the same keys as the milter
+ * through store.c. Every address goes through address_normalize with the
+ * configured separator, exactly as the milter normalises it, so that
+ * Mixed-Case+tag@Example.COM and mixed-case@example.com name the same key.
+ *
+ * Commands are rows of a table (words, operands, options, handler, help):
+ * adding one is adding a row and its handler. Options may come before,
+ * between or after the command words; "--" ends them. Output is a table or
+ * a sentence for people, JSON (--json) for programs.
+ *
+ * Configuration errors are printed as FILE:LINE: error: ...; warnings are
+ * left to `outbound-milter -t`. Exit status: 0 success, 1 usage or
+ * configuration error, 2 when Redis cannot be reached (or fails a command).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "address.h"
+#include "config.h"
+#include "store.h"
+
+#ifndef OBM_VERSION
+#define OBM_VERSION "unknown"
+#endif
+
+#define EXIT_USAGE 1
+#define EXIT_REDIS 2
+
+#define SENDER_MAX (ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2)
+#define DEFAULT_REASON "blocked with outboundctl"
+#define TTL_MAX_SECONDS (100LL * 365 * 86400)
+
+/* options; the global ones are taken by every command */
+enum {
+	OPT_CONFIG = 1u << 0,
+	OPT_JSON = 1u << 1,
+	OPT_HELP = 1u << 2,
+	OPT_VERSION = 1u << 3,
+	OPT_REASON = 1u << 4,
+	OPT_TTL = 1u << 5,
+};
+#define OPT_GLOBAL (OPT_CONFIG | OPT_JSON | OPT_HELP | OPT_VERSION)
+
+struct option_def {
+	const char *name; /* long form, without "--" */
+	char letter;      /* short form, 0 for none */
+	bool has_arg;
+	unsigned flag;
+};
+
+static const struct option_def option_defs[] = {
+	{ "config", 'c', true, OPT_CONFIG },
+	{ "json", 0, false, OPT_JSON },
+	{ "help", 'h', false, OPT_HELP },
+	{ "version", 'V', false, OPT_VERSION },
+	{ "reason", 0, true, OPT_REASON },
+	{ "ttl", 0, true, OPT_TTL },
+};
+#define N_OPTIONS (sizeof(option_defs) / sizeof(option_defs[0]))
+
+/* what one run was asked to do */
+struct ctl {
+	unsigned seen;           /* OPT_* given on the command line */
+	const char *config_file;
+	bool json;
+	const char *reason;
+	const char *ttl;
+	char **words;            /* the non-option arguments */
+	int n_words;
+	struct config *cfg;
+};
+
+struct command {
+	const char *name;  /* command words: "block", "rel add" */
+	const char *args;  /* the rest of its usage line */
+	int min_args;      /* operands after the command words */
+	int max_args;      /* -1: any number */
+	unsigned opts;     /* options it takes besides the global ones */
+	int (*run)(struct ctl *ctl, char **args, int n);
+	const char *help;
+};
+
+static int cmd_rel_add(struct ctl *ctl, char **args, int n);
+static int cmd_rel_del(struct ctl *ctl, char **args, int n);
+static int cmd_rel_show(struct ctl *ctl, char **args, int n);
+static int cmd_rel_import(struct ctl *ctl, char **args, int n);
+static int cmd_block(struct ctl *ctl, char **args, int n);
+static int cmd_unblock(struct ctl *ctl, char **args, int n);
+
+static const struct command commands[] = {
+	{ "rel add", "SENDER RECIPIENT...", 2, -1, 0, cmd_rel_add,
+	  "make RECIPIENTs known to SENDER (seen now)" },
+	{ "rel del", "SENDER RECIPIENT...", 2, -1, 0, cmd_rel_del,
+	  "forget those relationships" },
+	{ "rel show", "SENDER", 1, 1, 0, cmd_rel_show,
+	  "SENDER's relationships, newest first" },
+	{ "rel import", "SENDER FILE", 2, 2, 0, cmd_rel_import,
+	  "add FILE's addresses, one a line ('-':\n"
+	  "stdin; '#' comments); bad lines are skipped" },
+	{ "block", "ADDRESS [--reason R] [--ttl DURATION]", 1, 1, OPT_REASON | OPT_TTL,
+	  cmd_block,
+	  "freeze a sender on every MTA (its mail is\n"
+	  "spam-risk); DURATION: 3600, 90s, 30m, 12h,\n"
+	  "7d (default: until unblocked)" },
+	{ "unblock", "ADDRESS", 1, 1, 0, cmd_unblock, "lift a block" },
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* ---- messages ------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: outboundctl [-c FILE] [--json] COMMAND [ARGUMENTS]\n\nCommands:\n");
+	for (i = 0; i < N_COMMANDS; i++) {
+		const char *h = commands[i].help;
+		int w = fprintf(f, "  %s %s", commands[i].name, commands[i].args);
+
+		/* the help text in a second column, continued lines aligned */
+		if (w > 34) {
+			fputc('\n', f);
+			w = 0;
+		}
+		fprintf(f, "%*s", 36 - w, "");
+		for (; *h != '\0'; h++) {
+			fputc(*h, f);
+			if (*h == '\n')
+				fprintf(f, "%36s", "");
+		}
+		fputc('\n', f);
+	}
+	fprintf(f, "\nOptions (before or after the command words):\n"
+		   "  -c, --config FILE   configuration file, default\n"
+		   "                      " OBM_DEFAULT_CONFIG "\n"
+		   "      --json          output JSON\n"
+		   "  -h, --help          show this help\n"
+		   "  -V, --version       print the version\n"
+		   "\nExit status: 0 success, 1 usage or configuration error,\n"
+		   "2 Redis cannot be reached.\n");
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("outboundctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'outboundctl --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+static int redis_error(void)
+{
+	fprintf(stderr, "outboundctl: %s\n", store_last_error());
+	return EXIT_REDIS;
+}
+
+/* redis_check - once the arguments are good: can Redis be reached? */
+static int redis_check(const struct ctl *ctl)
+{
+	return store_ping(ctl->cfg) == STORE_OK ? 0 : redis_error();
+}
+
+static void out_of_memory(void)
+{
+	fprintf(stderr, "outboundctl: out of memory\n");
+	exit(EXIT_FAILURE);
+}
+
+/* ---- JSON and text output ---------------------------------------------------- */
+
+/* length of the valid UTF-8 sequence at S (at most LEFT bytes), 0 if none */
+static size_t utf8_len(const unsigned char *s, size_t left)
+{
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* overlong forms, surrogates, beyond U+10FFFF */
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+/* json_string - S as a JSON string; bytes that are not UTF-8 become U+FFFD */
+static void json_string(FILE *f, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t left = strlen(str);
+
+	fputc('"', f);
+	while (left > 0) {
+		switch (*s) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		case '\b':
+			fputs("\\b", f);
+			break;
+		case '\f':
+			fputs("\\f", f);
+			break;
+		default:
+			if (*s < 0x20 || *s == 0x7f) {
+				fprintf(f, "\\u%04x", *s);
+			} else if (utf8_len(s, left) == 0) {
+				fputs("\\ufffd", f);
+			} else {
+				size_t n = utf8_len(s, left);
+
+				fwrite(s, 1, n, f);
+				s += n;
+				left -= n;
+				continue;
+			}
+		}
+		s++;
+		left--;
+	}
+	fputc('"', f);
+}
+
+/* text_safe - print S for a terminal: control characters become '?' */
+static void text_safe(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++)
+		fputc(((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s, f);
+}
+
+/* iso_time - "YYYY-MM-DDTHH:MM:SSZ" for MS since the epoch */
+static void iso_time(char *buf, size_t size, long long ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, size, "?");
+}
+
+/* ---- arguments ------------------------------------------------------------- */
+
+/*
+ * normalize_sender - the store's name for SENDER: an address normalised as
+ * the milter does; for blocks (LOGIN_OK) also an SMTP AUTH login name
+ * without '@', lowercased, which is how the milter names authenticated
+ * senders whose login is not an address.
+ */
+static bool normalize_sender(const struct ctl *ctl, const char *raw, bool login_ok, char *out,
+			     size_t size)
+{
+	struct address a;
+	size_t i;
+
+	if (strchr(raw, '@') != NULL || !login_ok) {
+		if (address_normalize(raw, ctl->cfg->subaddress_separator, &a) != ADDR_OK) {
+			fprintf(stderr, "outboundctl: '%s' is not a valid address\n", raw);
+			return false;
+		}
+		snprintf(out, size, "%s", a.full);
+		return true;
+	}
+	if (raw[0] == '\0' || strlen(raw) >= size) {
+		fprintf(stderr, "outboundctl: '%s' is neither an address nor a login name\n", raw);
+		return false;
+	}
+	for (i = 0; raw[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)raw[i];
+
+		if (c <= 0x20 || c == 0x7f || c == '<' || c == '>') {
+			fprintf(stderr,
+				"outboundctl: '%s' is neither an address nor a login name\n", raw);
+			return false;
+		}
+		out[i] = (char)tolower(c);
+	}
+	out[i] = '\0';
+	return true;
+}
+
+/* normalize_rcpt - RAW as the milter stores a recipient, malloc'd; NULL if invalid */
+static char *normalize_rcpt(const struct ctl *ctl, const char *raw)
+{
+	struct address a;
+	char *s;
+
+	if (address_normalize(raw, ctl->cfg->subaddress_separator, &a) != ADDR_OK)
+		return NULL;
+	if ((s = strdup(a.full)) == NULL)
+		out_of_memory();
+	return s;
+}
+
+/*
+ * parse_duration - "3600", "90s", "30m", "12h", "7d" into seconds (> 0);
+ * -1 when not a duration
+ */
+static long parse_duration(const char *s)
+{
+	long long v = 0, unit = 1;
+	const char *p = s;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		v = v * 10 + (*p - '0');
+		if (v > TTL_MAX_SECONDS)
+			return -1;
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 's':
+		break;
+	case 'm':
+		unit = 60;
+		break;
+	case 'h':
+		unit = 3600;
+		break;
+	case 'd':
+		unit = 86400;
+		break;
+	case 'w':
+		unit = 7 * 86400;
+		break;
+	default:
+		return -1;
+	}
+	if (*p != '\0' && p[1] != '\0')
+		return -1;
+	v *= unit;
+	if (v <= 0 || v > TTL_MAX_SECONDS || v > LONG_MAX)
+		return -1;
+	return (long)v;
+}
+
+/* a list of normalised recipients, sorted and without duplicates once done */
+struct rcpt_list {
+	char **v;
+	size_t n, cap;
+};
+
+static void rcpt_list_add(struct rcpt_list *l, char *s)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		char **v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			out_of_memory();
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = s;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* rcpt_list_unique - sort, drop duplicates */
+static void rcpt_list_unique(struct rcpt_list *l)
+{
+	size_t i, k = 0;
+
+	if (l->n == 0)
+		return;
+	qsort(l->v, l->n, sizeof(*l->v), cmp_str);
+	for (i = 1; i < l->n; i++) {
+		if (strcmp(l->v[i], l->v[k]) == 0)
+			free(l->v[i]);
+		else
+			l->v[++k] = l->v[i];
+	}
+	l->n = k + 1;
+}
+
+static void rcpt_list_free(struct rcpt_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* warn_max - more addresses than one sender keeps */
+static void warn_max(const struct ctl *ctl, const char *sender, size_t n)
+{
+	if ((long long)n > (long long)ctl->cfg->relationship_max)
+		fprintf(stderr,
+			"outboundctl: warning: %zu addresses for %s, but relationship_max is %ld: "
+			"only %ld of them are kept\n",
+			n, sender, ctl->cfg->relationship_max, ctl->cfg->relationship_max);
+}
+
+/* ---- rel ----------------------------------------------------------------- */
+
+/* rcpt_args - normalise the recipient operands; false (usage error) if one is bad */
+static bool rcpt_args(const struct ctl *ctl, char **args, int n, struct rcpt_list *l)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		char *s = normalize_rcpt(ctl, args[i]);
+
+		if (s == NULL) {
+			fprintf(stderr, "outboundctl: '%s' is not a valid address\n", args[i]);
+			rcpt_list_free(l);
+			return false;
+		}
+		rcpt_list_add(l, s);
+	}
+	rcpt_list_unique(l);
+	return true;
+}
+
+static void print_count(const struct ctl *ctl, const char *sender, const char *key, size_t n,
+			const char *text)
+{
+	if (ctl->json) {
+		fputs("{\"sender\":", stdout);
+		json_string(stdout, sender);
+		printf(",\"%s\":%zu}\n", key, n);
+	} else {
+		printf("%s: %zu %s\n", sender, n, text);
+	}
+}
+
+static int cmd_rel_add(struct ctl *ctl, char **args, int n)
+{
+	struct rcpt_list l = { 0 };
+	char sender[SENDER_MAX];
+	int rv = 0;
+
+	if (!normalize_sender(ctl, args[0], false, sender, sizeof(sender)) ||
+	    !rcpt_args(ctl, args + 1, n - 1, &l))
+		return EXIT_USAGE;
+	warn_max(ctl, sender, l.n);
+	if ((rv = redis_check(ctl)) == 0 &&
+	    store_rel_add(ctl->cfg, sender, (const char *const *)l.v, l.n, 0) != STORE_OK)
+		rv = redis_error();
+	if (rv == 0)
+		print_count(ctl, sender, "added", l.n,
+			    l.n == 1 ? "relationship added" : "relationships added");
+	rcpt_list_free(&l);
+	return rv;
+}
+
+static int cmd_rel_del(struct ctl *ctl, char **args, int n)
+{
+	struct rcpt_list l = { 0 };
+	char sender[SENDER_MAX];
+	int rv = 0;
+
+	if (!normalize_sender(ctl, args[0], false, sender, sizeof(sender)) ||
+	    !rcpt_args(ctl, args + 1, n - 1, &l))
+		return EXIT_USAGE;
+	if ((rv = redis_check(ctl)) == 0 &&
+	    store_rel_del(ctl->cfg, sender, (const char *const *)l.v, l.n) != STORE_OK)
+		rv = redis_error();
+	if (rv == 0)
+		print_count(ctl, sender, "deleted", l.n,
+			    l.n == 1 ? "relationship deleted" : "relationships deleted");
+	rcpt_list_free(&l);
+	return rv;
+}
+
+/* the entries of rel show, kept to size the table */
+struct rel_rows {
+	char **rcpt;
+	long long *seen;
+	size_t n, cap;
+	bool oom;
+};
+
+static void rel_row(void *arg, const char *rcpt, long long last_seen_ms)
+{
+	struct rel_rows *r = arg;
+
+	if (r->oom)
+		return;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 64;
+		char **v = realloc(r->rcpt, cap * sizeof(*v));
+		long long *t;
+
+		if (v == NULL) {
+			r->oom = true;
+			return;
+		}
+		r->rcpt = v;
+		if ((t = realloc(r->seen, cap * sizeof(*t))) == NULL) {
+			r->oom = true;
+			return;
+		}
+		r->seen = t;
+		r->cap = cap;
+	}
+	if ((r->rcpt[r->n] = strdup(rcpt)) == NULL) {
+		r->oom = true;
+		return;
+	}
+	r->seen[r->n++] = last_seen_ms;
+}
+
+static int cmd_rel_show(struct ctl *ctl, char **args, int n)
+{
+	struct rel_rows rows = { 0 };
+	char sender[SENDER_MAX], when[32];
+	size_t i, width = strlen("RECIPIENT");
+	int rv = 0;
+
+	(void)n;
+	if (!normalize_sender(ctl, args[0], false, sender, sizeof(sender)))
+		return EXIT_USAGE;
+	if ((rv = redis_check(ctl)) != 0)
+		return rv;
+	if (store_rel_list(ctl->cfg, sender, rel_row, &rows) < 0) {
+		rv = redis_error();
+		goto out;
+	}
+	if (rows.oom) {
+		fprintf(stderr, "outboundctl: out of memory\n");
+		rv = EXIT_REDIS;
+		goto out;
+	}
+	if (ctl->json) {
+		putchar('[');
+		for (i = 0; i < rows.n; i++) {
+			iso_time(when, sizeof(when), rows.seen[i]);
+			fputs(i ? ",\n{\"recipient\":" : "\n{\"recipient\":", stdout);
+			json_string(stdout, rows.rcpt[i]);
+			printf(",\"last_seen\":\"%s\",\"last_seen_ms\":%lld}", when, rows.seen[i]);
+		}
+		fputs(rows.n ? "\n]\n" : "]\n", stdout);
+		goto out;
+	}
+	if (rows.n == 0) {
+		printf("%s: no relationships\n", sender);
+		goto out;
+	}
+	for (i = 0; i < rows.n; i++)
+		if (strlen(rows.rcpt[i]) > width)
+			width = strlen(rows.rcpt[i]);
+	printf("%-*s  %s\n", (int)width, "RECIPIENT", "LAST SEEN (UTC)");
+	for (i = 0; i < rows.n; i++) {
+		iso_time(when, sizeof(when), rows.seen[i]);
+		text_safe(stdout, rows.rcpt[i]);
+		printf("%*s  %s\n", (int)(width - strlen(rows.rcpt[i])), "", when);
+	}
+out:
+	for (i = 0; i < rows.n; i++)
+		free(rows.rcpt[i]);
+	free(rows.rcpt);
+	free(rows.seen);
+	return rv;
+}
+
+/* import_line - the address on LINE, or NULL for a blank or comment line */
+static char *import_line(char *line)
+{
+	char *p, *end;
+
+	for (p = line; *p == ' ' || *p == '\t'; p++)
+		;
+	/* a comment: '#' first, or after white space */
+	for (end = p; *end != '\0'; end++)
+		if (*end == '#' && (end == p || end[-1] == ' ' || end[-1] == '\t'))
+			break;
+	*end = '\0';
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
+			   end[-1] == '\n'))
+		*--end = '\0';
+	return *p != '\0' ? p : NULL;
+}
+
+static int cmd_rel_import(struct ctl *ctl, char **args, int n)
+{
+	struct rcpt_list l = { 0 };
+	char sender[SENDER_MAX];
+	const char *file = args[1], *name;
+	unsigned long lineno = 0, invalid = 0;
+	char *line = NULL;
+	size_t size = 0;
+	ssize_t len;
+	FILE *fp;
+	int rv = 0;
+
+	(void)n;
+	if (!normalize_sender(ctl, args[0], false, sender, sizeof(sender)))
+		return EXIT_USAGE;
+	if (strcmp(file, "-") == 0) {
+		fp = stdin;
+		name = "stdin";
+	} else if ((fp = fopen(file, "r")) == NULL) {
+		fprintf(stderr, "outboundctl: %s: %s\n", file, strerror(errno));
+		return EXIT_USAGE;
+	} else {
+		name = file;
+	}
+	while ((len = getline(&line, &size, fp)) >= 0) {
+		char *addr, *s;
+
+		lineno++;
+		if (memchr(line, '\0', (size_t)len) != NULL) {
+			fprintf(stderr, "%s:%lu: a NUL byte; line skipped\n", name, lineno);
+			invalid++;
+			continue;
+		}
+		if ((addr = import_line(line)) == NULL)
+			continue;
+		if ((s = normalize_rcpt(ctl, addr)) == NULL) {
+			fprintf(stderr, "%s:%lu: not a valid address: ", name, lineno);
+			text_safe(stderr, addr);
+			fputs("; line skipped\n", stderr);
+			invalid++;
+			continue;
+		}
+		rcpt_list_add(&l, s);
+	}
+	if (ferror(fp)) {
+		fprintf(stderr, "outboundctl: %s: %s\n", name, strerror(errno));
+		rv = EXIT_USAGE;
+	}
+	free(line);
+	if (fp != stdin)
+		fclose(fp);
+	if (rv != 0)
+		goto out;
+	rcpt_list_unique(&l);
+	warn_max(ctl, sender, l.n);
+	if ((rv = redis_check(ctl)) != 0)
+		goto out;
+	if (store_rel_add(ctl->cfg, sender, (const char *const *)l.v, l.n, 0) != STORE_OK) {
+		rv = redis_error();
+		goto out;
+	}
+	if (ctl->json) {
+		fputs("{\"sender\":", stdout);
+		json_string(stdout, sender);
+		printf(",\"imported\":%zu,\"invalid\":%lu}\n", l.n, invalid);
+	} else {
+		printf("%s: %zu %s imported", sender, l.n,
+		       l.n == 1 ? "relationship" : "relationships");
+		if (invalid > 0)
+			printf(", %lu invalid %s skipped", invalid, invalid == 1 ? "line" : "lines");
+		putchar('\n');
+	}
+out:
+	rcpt_list_free(&l);
+	return rv;
+}
+
+/* ---- block / unblock --------------------------------------------------------- */
+
+static int cmd_block(struct ctl *ctl, char **args, int n)
+{
+	char sender[SENDER_MAX];
+	const char *reason = ctl->reason != NULL ? ctl->reason : DEFAULT_REASON;
+	long ttl = 0;
+	int rv;
+
+	(void)n;
+	if (ctl->ttl != NULL && (ttl = parse_duration(ctl->ttl)) < 0)
+		return usage_error("--ttl '%s': not a positive duration like 3600, 90s, 30m, "
+				   "12h or 7d",
+				   ctl->ttl);
+	if (!normalize_sender(ctl, args[0], true, sender, sizeof(sender)))
+		return EXIT_USAGE;
+	if ((rv = redis_check(ctl)) != 0)
+		return rv;
+	if (store_block(ctl->cfg, sender, reason, ttl) != STORE_OK)
+		return redis_error();
+	if (ctl->json) {
+		fputs("{\"sender\":", stdout);
+		json_string(stdout, sender);
+		fputs(",\"blocked\":true,\"reason\":", stdout);
+		json_string(stdout, reason);
+		if (ttl > 0)
+			printf(",\"ttl\":%ld}\n", ttl);
+		else
+			fputs(",\"ttl\":null}\n", stdout);
+	} else {
+		printf("%s: blocked ", sender);
+		if (ttl > 0) {
+			char when[32];
+
+			iso_time(when, sizeof(when), ((long long)time(NULL) + ttl) * 1000);
+			printf("for %s%s, until %s", ctl->ttl,
+			       isdigit((unsigned char)ctl->ttl[strlen(ctl->ttl) - 1]) ? "s" : "",
+			       when);
+		} else
+			fputs("until unblocked", stdout);
+		fputs(" (reason: ", stdout);
+		text_safe(stdout, reason);
+		fputs(")\n", stdout);
+	}
+	return 0;
+}
+
+static int cmd_unblock(struct ctl *ctl, char **args, int n)
+{
+	char sender[SENDER_MAX];
+	int rv;
+
+	(void)n;
+	if (!normalize_sender(ctl, args[0], true, sender, sizeof(sender)))
+		return EXIT_USAGE;
+	if ((rv = redis_check(ctl)) != 0)
+		return rv;
+	if ((rv = store_unblock(ctl->cfg, sender)) == STORE_ERR)
+		return redis_error();
+	if (ctl->json) {
+		fputs("{\"sender\":", stdout);
+		json_string(stdout, sender);
+		printf(",\"unblocked\":%s}\n", rv == STORE_OK ? "true" : "false");
+	} else {
+		printf("%s: %s\n", sender, rv == STORE_OK ? "unblocked" : "was not blocked");
+	}
+	return 0;
+}
+
+/* ---- command line -------------------------------------------------------------- */
+
+static const struct option_def *option_long(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < N_OPTIONS; i++)
+		if (strlen(option_defs[i].name) == len && strncmp(option_defs[i].name, name, len) == 0)
+			return &option_defs[i];
+	return NULL;
+}
+
+static const struct option_def *option_short(char letter)
+{
+	size_t i;
+
+	for (i = 0; i < N_OPTIONS; i++)
+		if (option_defs[i].letter != 0 && option_defs[i].letter == letter)
+			return &option_defs[i];
+	return NULL;
+}
+
+static void option_set(struct ctl *ctl, const struct option_def *o, const char *arg)
+{
+	ctl->seen |= o->flag;
+	switch (o->flag) {
+	case OPT_CONFIG:
+		ctl->config_file = arg;
+		break;
+	case OPT_JSON:
+		ctl->json = true;
+		break;
+	case OPT_REASON:
+		ctl->reason = arg;
+		break;
+	case OPT_TTL:
+		ctl->ttl = arg;
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * parse_args - options anywhere among the words; ARGV's words are moved to
+ * ctl->words. Returns 0 or EXIT_USAGE.
+ */
+static int parse_args(struct ctl *ctl, int argc, char **argv)
+{
+	bool options_end = false;
+	int i;
+
+	ctl->words = argv + 1;
+	ctl->n_words = 0;
+	for (i = 1; i < argc; i++) {
+		char *a = argv[i];
+		const struct option_def *o;
+
+		if (options_end || a[0] != '-' || a[1] == '\0') {
+			ctl->words[ctl->n_words++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			options_end = true;
+			continue;
+		}
+		if (a[1] == '-') {
+			const char *eq = strchr(a + 2, '=');
+			size_t len = eq != NULL ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+
+			if ((o = option_long(a + 2, len)) == NULL)
+				return usage_error("unknown option '%.*s'", (int)len + 2, a);
+			if (!o->has_arg && eq != NULL)
+				return usage_error("option '--%s' takes no value", o->name);
+			if (o->has_arg && eq == NULL && i + 1 >= argc)
+				return usage_error("option '--%s' needs a value", o->name);
+			option_set(ctl, o, o->has_arg ? (eq != NULL ? eq + 1 : argv[++i]) : NULL);
+			continue;
+		}
+		/* short options, possibly grouped: -Vh, -cFILE, -c FILE */
+		for (a++; *a != '\0'; a++) {
+			if ((o = option_short(*a)) == NULL)
+				return usage_error("unknown option '-%c'", *a);
+			if (!o->has_arg) {
+				option_set(ctl, o, NULL);
+				continue;
+			}
+			if (a[1] != '\0') {
+				option_set(ctl, o, a + 1);
+			} else if (i + 1 < argc) {
+				option_set(ctl, o, argv[++i]);
+			} else {
+				return usage_error("option '-%c' needs a value", *a);
+			}
+			break;
+		}
+	}
+	return 0;
+}
+
+/* words_match - the first words of the command line are NAME's words; *N gets their count */
+static bool words_match(const struct ctl *ctl, const char *name, int *n)
+{
+	const char *p = name;
+	int w = 0;
+
+	while (*p != '\0') {
+		size_t len = strcspn(p, " ");
+
+		if (w >= ctl->n_words || strlen(ctl->words[w]) != len ||
+		    strncmp(ctl->words[w], p, len) != 0)
+			return false;
+		w++;
+		p += len;
+		p += strspn(p, " ");
+	}
+	*n = w;
+	return true;
+}
+
+static const struct command *command_find(const struct ctl *ctl, int *n_name)
+{
+	size_t i;
+
+	for (i = 0; i < N_COMMANDS; i++)
+		if (words_match(ctl, commands[i].name, n_name))
+			return &commands[i];
+	return NULL;
+}
+
+/* command_usage_error - wrong words: show the usage lines of commands starting with WORD */
+static int command_usage_error(const char *word, const char *what)
+{
+	size_t i, wl = strlen(word);
+
+	fprintf(stderr, "outboundctl: %s\n", what);
+	for (i = 0; i < N_COMMANDS; i++)
+		if (strncmp(commands[i].name, word, wl) == 0 &&
+		    (commands[i].name[wl] == ' ' || commands[i].name[wl] == '\0'))
+			fprintf(stderr, "usage: outboundctl %s %s\n", commands[i].name,
+				commands[i].args);
+	fputs("Try 'outboundctl --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+static bool command_known_word(const char *word)
+{
+	size_t i, wl = strlen(word);
+
+	for (i = 0; i < N_COMMANDS; i++)
+		if (strncmp(commands[i].name, word, wl) == 0 &&
+		    (commands[i].name[wl] == ' ' || commands[i].name[wl] == '\0'))
+			return true;
+	return false;
+}
+
+/*
+ * report_errors - configuration errors as FILE:LINE: error: ...; warnings
+ * concern the daemon (outbound-milter -t shows them), not this tool
+ */
+static void report_errors(void *arg, const char *file, int line, bool is_error,
+			  const char *msg)
+{
+	if (is_error)
+		config_report_stderr(arg, file, line, is_error, msg);
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl ctl = { 0 };
+	const struct command *cmd;
+	unsigned extra;
+	int n_name = 0, n_args, rv;
+	char what[256];
+
+	if ((rv = parse_args(&ctl, argc, argv)) != 0)
+		return rv;
+	if (ctl.seen & OPT_HELP) {
+		usage(stdout);
+		return 0;
+	}
+	if (ctl.seen & OPT_VERSION) {
+		printf("outboundctl %s\n", OBM_VERSION);
+		return 0;
+	}
+	if (ctl.n_words == 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((cmd = command_find(&ctl, &n_name)) == NULL) {
+		if (!command_known_word(ctl.words[0]))
+			return usage_error("unknown command '%s'", ctl.words[0]);
+		snprintf(what, sizeof(what), "%s: %s", ctl.words[0],
+			 ctl.n_words > 1 ? "unknown subcommand" : "subcommand missing");
+		return command_usage_error(ctl.words[0], what);
+	}
+	n_args = ctl.n_words - n_name;
+	if (n_args < cmd->min_args || (cmd->max_args >= 0 && n_args > cmd->max_args)) {
+		snprintf(what, sizeof(what), "%s: %s arguments", cmd->name,
+			 n_args < cmd->min_args ? "missing" : "too many");
+		return command_usage_error(ctl.words[0], what);
+	}
+	if ((extra = ctl.seen & ~(OPT_GLOBAL | cmd->opts)) != 0) {
+		size_t i;
+
+		for (i = 0; i < N_OPTIONS; i++)
+			if (extra & option_defs[i].flag)
+				return usage_error("%s: option '--%s' does not apply", cmd->name,
+						   option_defs[i].name);
+	}
+
+	if (ctl.config_file == NULL)
+		ctl.config_file = OBM_DEFAULT_CONFIG;
+	if ((ctl.cfg = config_load(ctl.config_file, report_errors, NULL)) == NULL) {
+		fprintf(stderr, "outboundctl: %s: configuration not usable\n", ctl.config_file);
+		return EXIT_USAGE;
+	}
+	rv = cmd->run(&ctl, ctl.words + n_name, n_args);
+	if (fflush(stdout) != 0 && rv == 0) {
+		fprintf(stderr, "outboundctl: writing the output: %s\n", strerror(errno));
+		rv = EXIT_USAGE;
+	}
+	store_disconnect();
+	config_free(ctl.cfg);
+	return rv;
+}
