@@ -62,11 +62,16 @@ send()
 	smtp_data_reply "$T/$id.out" | sed -n 's/^250 .*queued as \([0-9A-F]*\).*/\1/p'
 }
 
+sink_has()
+{
+	[ -n "$(sink_file_by_id s "$1")" ]
+}
+
 # the X-Outbound-Class header(s) of message ID at the sink, waiting for it
 sink_class()
 {
 	local f
-	t_wait_until 20 test -n "$(sink_file_by_id s "$1")"
+	t_wait_until 20 sink_has "$1"
 	f=$(sink_file_by_id s "$1")
 	[ -n "$f" ] || { echo "(not delivered)"; return 0; }
 	sink_header "$f" X-Outbound-Class
@@ -75,6 +80,7 @@ sink_class()
 # decision line of queue id QID in the milter log (without the prefix)
 decision()
 {
+	[ -n "$1" ] || { echo "(no queue id)"; return 0; }
 	t_wait_log "$mlog" "$1: class=" 5
 	grep -m1 "$1: class=" "$mlog" | sed 's/^.*'"$1"': //'
 }

@@ -1,13 +1,10 @@
 /*
  * fuzz_address.c - libFuzzer target for address_normalize (and the network
- * of its result). Not built by make; build and run by hand:
+ * of its result). Built and run by tests/fuzz/run (make check: 30 s,
+ * make fuzz: longer).
  *
- *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
- *     $(pkg-config --cflags libidn2 libpsl) tests/fuzz/fuzz_address.c \
- *     milter/address.c milter/network.c \
- *     $(pkg-config --libs libidn2 libpsl) -lpthread -o build/fuzz_address
- *   mkdir -p build/fuzz-corpus
- *   build/fuzz_address -max_total_time=60 -max_len=4096 build/fuzz-corpus
+ * fuzz-sources: milter/address.c milter/network.c
+ * fuzz-pkgs: libidn2 libpsl
  *
  * The first input byte picks the sub-address separator, the rest is the
  * raw address (cut at the first NUL, as a C string would be). Besides

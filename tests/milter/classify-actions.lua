@@ -63,13 +63,16 @@ if variant == "act" then
 	    "personal (tag): the decision line has its fields in the documented order",
 	    d and d.line)
 
-	-- the client retries the tempfailed spam-risk message with fewer
-	-- recipients: personal this time, tagged
+	-- the client retries the tempfailed spam-risk message with one
+	-- recipient: personal this time, tagged (whether the refused attempt
+	-- counts in the velocity is left open here)
 	S = "sr-act@example.com"
 	e, r = C.send(conn, S, { "u1@gmail.com" }, { qid = "ACT0004" })
-	C.expect(conn, "ACT0004", e, "personal; rcpts=1; known=0; velocity=20",
-	    { class = "personal", action = "tag", velocity = 20 },
-	    "retry with one recipient already counted in the velocity")
+	C.expect(conn, "ACT0004", e, nil, { class = "personal", action = "tag", rcpts = 1,
+	    known = 0 }, "retry of the tempfailed message with one recipient")
+	local h = C.added(conn) or ""
+	T.ok(h:find("^personal; rcpts=1; known=0; velocity=%d+$") ~= nil,
+	    "retry with one recipient: tagged personal", h)
 
 elseif variant == "nohdr" then
 	C.HDR = "X-Obm-Class"
