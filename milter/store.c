@@ -30,6 +30,7 @@
  * usable.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -275,6 +276,19 @@ static int store_handshake(redisContext *c, const struct redis_conf *rc, long lo
  * store_connect - make sure this thread has a usable connection for CFG.
  * Fails at once while backing off after a failed connect.
  */
+/*
+ * store_conn_alive - a kept connection is still open. Redis never speaks
+ * unasked, so anything readable on an idle connection means the server
+ * closed it (restarted, killed, timeout): reconnect instead of failing the
+ * next command. One poll() without waiting, no round trip.
+ */
+static bool store_conn_alive(const redisContext *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+	return c->err == 0 && poll(&p, 1, 0) == 0;
+}
+
 static int store_connect(struct store_conn *s, const struct config *cfg)
 {
 	const struct redis_conf *rc = &cfg->redis;
@@ -283,7 +297,7 @@ static int store_connect(struct store_conn *s, const struct config *cfg)
 	redisContext *c;
 	char where[128];
 
-	if (s->c != NULL && s->generation == cfg->generation)
+	if (s->c != NULL && s->generation == cfg->generation && store_conn_alive(s->c))
 		return 0;
 	store_drop(s);
 
