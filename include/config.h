@@ -99,6 +99,7 @@ struct config {
 	bool mx_grouping;
 	long mx_cache_ttl;      /* seconds */
 	long reservation_ttl;   /* seconds an unconfirmed reservation lives */
+	long log_max_entries;   /* decision log (Redis stream) length, 0 = no log */
 
 	struct redis_conf redis;
 	struct classify_conf classify;

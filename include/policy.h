@@ -38,6 +38,15 @@ struct net_tally {
 	unsigned long long msg_units; /* bit per rule: count=messages unit held */
 };
 
+/* a recipient tempfailed (or, in monitor mode, that would have been) by a limit */
+struct refusal {
+	char *rcpt;
+	char *network;
+	const char *rule; /* in the message's configuration */
+	const char *limit; /* "hourly" or "burst" */
+	long used, max, window;
+};
+
 /* per transaction (MAIL FROM .. end of message / abort) */
 struct msg_state {
 	struct config *cfg; /* the snapshot this message runs under (a reference) */
@@ -63,6 +72,8 @@ struct msg_state {
 	size_t n_held, cap_held;
 	struct net_tally *nets;
 	size_t n_nets, cap_nets;
+	struct refusal *refusals; /* counted and logged with the next store write */
+	size_t n_refusals, cap_refusals;
 };
 
 enum rcpt_outcome {

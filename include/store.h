@@ -41,12 +41,12 @@ struct store_verdict {
 /*
  * Atomically check every unit (all of one network) and, when all fit, admit
  * them all as pending reservations (expiring after cfg->reservation_ttl).
- * STORE_OVER: nothing admitted; V says which. In MONITOR mode the refusal is
- * counted as "would tempfail" instead of "tempfailed". NOW_MS is 0 to use the
+ * STORE_OVER: nothing admitted; V says which. Nothing is counted here: the
+ * caller counts refusals with its next store_finish. NOW_MS is 0 to use the
  * Redis server clock (tests pass their own clock).
  */
 int store_reserve(const struct config *cfg, const struct store_unit *units, size_t n,
-		  bool monitor, long long now_ms, struct store_verdict *v);
+		  long long now_ms, struct store_verdict *v);
 
 /* Confirm held units (any networks) in one round trip. */
 int store_commit(const struct config *cfg, const struct store_unit *units, size_t n);
@@ -86,10 +86,24 @@ struct store_pair {
 	const char *rcpt;
 };
 
-/* an hourly counter: HINCRBY PREFIX{stats}:YYYYMMDDHH FIELD BY (kept 8 days) */
+/* an hourly counter (doc/REDIS.md), kept 8 days */
+enum store_count_key {
+	COUNT_STATS,  /* HINCRBY PREFIX{stats}:h:HOUR FIELD BY */
+	COUNT_SENDER, /* HINCRBY PREFIX{s:SENDER}:h:HOUR FIELD BY */
+	COUNT_TOP,    /* ZINCRBY PREFIX{stats}:top:HOUR BY SENDER */
+};
+
 struct store_count {
-	const char *field;
+	enum store_count_key key;
+	const char *sender; /* COUNT_SENDER, COUNT_TOP */
+	const char *field;  /* COUNT_STATS, COUNT_SENDER */
 	long by;
+};
+
+/* one decision log entry: N_FIELDS name/value pairs (FIELDS has 2 * N_FIELDS) */
+struct store_log {
+	const char *const *fields;
+	size_t n_fields;
 };
 
 /* everything the end of a message writes, sent in one round trip */
@@ -102,6 +116,8 @@ struct store_finish {
 	size_t n_learn;
 	const struct store_count *counts;
 	size_t n_counts;
+	const struct store_log *logs; /* XADD PREFIX{log} MAXLEN ~ log_max_entries */
+	size_t n_logs;
 	long long now_ms;
 };
 int store_finish(const struct config *cfg, const struct store_finish *f);

@@ -133,6 +133,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_BOOL("mx_grouping", cfg_false, CFGF_NONE),
 	CFG_INT("mx_cache_ttl", 86400, CFGF_NONE),
 	CFG_INT("reservation_ttl", 300, CFGF_NONE),
+	CFG_INT("log_max_entries", 100000, CFGF_NONE),
 	CFG_SEC("redis", redis_opts, CFGF_NONE),
 	CFG_SEC("classify", classify_opts, CFGF_NONE),
 	CFG_SEC("class", class_opts, CFGF_MULTI | CFGF_TITLE),
@@ -1251,6 +1252,7 @@ static void build_root(struct load *ld, cfg_t *root, struct config *c)
 	c->mx_grouping = cfg_getbool(root, "mx_grouping");
 	c->mx_cache_ttl = get_int(ld, root, "", "mx_cache_ttl", 1, LONG_MAX);
 	c->reservation_ttl = get_int(ld, root, "", "reservation_ttl", 10, 3600);
+	c->log_max_entries = get_int(ld, root, "", "log_max_entries", 0, 100000000);
 
 	build_redis(ld, cfg_getsec(root, "redis"), &c->redis);
 	build_classify(ld, cfg_getsec(root, "classify"), &c->classify);

@@ -23,9 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ratelimit.h"
 #include "log.h"
 #include "policy.h"
+#include "ratelimit.h"
+#include "stats.h"
 
 #define MAX_MSG_RULES 64 /* rules whose count=messages state fits a bitmask */
 
@@ -88,11 +89,23 @@ static void held_clear(struct msg_state *m)
 	m->n_held = 0;
 }
 
+/* forget the refusals (after they were counted) */
+static void clear_refusals(struct msg_state *m)
+{
+	for (size_t i = 0; i < m->n_refusals; i++) {
+		free(m->refusals[i].rcpt);
+		free(m->refusals[i].network);
+	}
+	m->n_refusals = 0;
+}
+
 static void msg_free(struct msg_state *m)
 {
 	held_clear(m);
 	free(m->held);
 	free(m->held_rule);
+	clear_refusals(m);
+	free(m->refusals);
 	for (size_t i = 0; i < m->n_rcpt_addrs; i++)
 		free(m->rcpt_addrs[i]);
 	free(m->rcpt_addrs);
@@ -101,17 +114,51 @@ static void msg_free(struct msg_state *m)
 	free(m);
 }
 
-/* give back every reservation of the transaction and forget it */
+static const char *mode_name(const struct config *cfg)
+{
+	return cfg->mode == MODE_MONITOR ? "monitor" : "enforce";
+}
+
+/* the counters and log entries of the recipients refused by a limit */
+static void stats_refusals(const struct msg_state *m, const char *client, struct stats_batch *b)
+{
+	bool monitor = m->cfg->mode == MODE_MONITOR;
+
+	for (size_t i = 0; i < m->n_refusals; i++) {
+		const struct refusal *r = &m->refusals[i];
+		char used[24], max[24], window[24];
+
+		stats_count(b, COUNT_STATS, NULL, 1, "net:%s:%s", r->network,
+			    monitor ? "monitor_tempfailed" : "tempfailed");
+		snprintf(used, sizeof(used), "%ld", r->used);
+		snprintf(max, sizeof(max), "%ld", r->max);
+		snprintf(window, sizeof(window), "%ld", r->window);
+		stats_log(b, 12, "type", "tempfail", "qid", m->qid[0] ? m->qid : LOG_NOQUEUE,
+			  "sender", m->sender_id, "client", client, "rcpt", r->rcpt,
+			  "network", r->network, "rule", r->rule, "limit", r->limit, "used", used,
+			  "max", max, "window", window, "mode", mode_name(m->cfg));
+	}
+	if (!monitor)
+		stats_count(b, COUNT_SENDER, m->sender_id, (long)m->n_refusals, "tempfailed");
+}
+
+/* give back every reservation of the transaction, count its refusals, forget it */
 void policy_abort(struct conn_state *c)
 {
 	struct msg_state *m = c->msg;
+	struct stats_batch b;
 
 	if (m == NULL)
 		return;
-	if (m->n_held > 0 && store_release(m->cfg, m->held, m->n_held) != STORE_OK)
+	stats_init(&b);
+	stats_refusals(m, c->client_text, &b);
+	struct store_finish f = {.release = m->held, .n_release = m->n_held};
+	stats_attach(&b, &f);
+	if (store_finish(m->cfg, &f) != STORE_OK)
 		log_msg(LOG_WARNING, m->qid,
 			"could not release %zu reservation(s): %s; they expire in %lds",
 			m->n_held, store_last_error(), m->cfg->reservation_ttl);
+	stats_free(&b);
 	msg_free(m);
 	c->msg = NULL;
 }
@@ -261,6 +308,19 @@ static void refuse_rcpt(struct msg_state *m, struct conn_state *c, const struct 
 
 	t->tempfailed++;
 	m->tempfailed++;
+	if (m->n_refusals == m->cap_refusals) {
+		m->cap_refusals = m->cap_refusals ? 2 * m->cap_refusals : 4;
+		m->refusals = xrealloc(m->refusals, m->cap_refusals, sizeof(*m->refusals));
+	}
+	m->refusals[m->n_refusals++] = (struct refusal){
+		.rcpt = xstrdup(rcpt->status == ADDR_OK ? rcpt->full : NETWORK_INVALID),
+		.network = xstrdup(u->network),
+		.rule = u->rule,
+		.limit = window_name(v->which),
+		.used = v->used,
+		.max = v->limit,
+		.window = window,
+	};
 	log_msg(LOG_NOTICE, m->qid,
 		"action=%s rcpt=%s network=%s rule=%s limit=%s used=%ld/%ld window=%lds "
 		"retry=%lds sender=%s client=%s",
@@ -368,7 +428,7 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 	}
 
 	struct store_verdict v;
-	switch (store_reserve(cfg, units, n, cfg->mode == MODE_MONITOR, 0, &v)) {
+	switch (store_reserve(cfg, units, n, 0, &v)) {
 	case STORE_OK:
 		hold_units(m, units, rule_of, n);
 		for (size_t i = 0; i < cfg->n_limits && i < MAX_MSG_RULES; i++)
@@ -560,45 +620,95 @@ static bool eom_inputs(struct msg_state *m, const char *rel_sender, long long no
 	return true;
 }
 
-/* commit what applies to the class, release the rest, learn, count: one round trip */
-static void eom_record(struct msg_state *m, const char *rel_sender, enum msg_class cls,
-		       enum class_action wanted, bool delivered, long long now)
+/* the counters and the log entry of a classified message */
+static void stats_message(const struct msg_state *m, const char *client,
+			  const struct classify_input *in, const struct classify_result *cr,
+			  enum class_action wanted, enum class_action act, const char *nets,
+			  struct stats_batch *b)
 {
 	const struct config *cfg = m->cfg;
+	const char *cls = class_name(cr->cls), *who = m->sender_id;
+	bool delivered = act != ACTION_TEMPFAIL && act != ACTION_REJECT;
+	char rcpts[16], known[16], velocity[16], tempfailed[16];
+
+	stats_count(b, COUNT_STATS, NULL, 1, "msg:%s", cls);
+	stats_count(b, COUNT_STATS, NULL, (long)in->rcpts, "rcpt:%s", cls);
+	stats_count(b, COUNT_STATS, NULL, 1, "%s:%s",
+		    cfg->mode == MODE_MONITOR ? "monitor" : "action", action_name(wanted));
+	stats_count(b, COUNT_SENDER, who, 1, "msg");
+	stats_count(b, COUNT_SENDER, who, 1, "class:%s", cls);
+	if (delivered) {
+		stats_count(b, COUNT_SENDER, who, 1, "sent");
+		stats_count(b, COUNT_SENDER, who, (long)in->rcpts, "rcpts");
+		stats_count(b, COUNT_TOP, who, (long)in->rcpts, NULL);
+		for (size_t i = 0; i < m->n_nets; i++) {
+			stats_count(b, COUNT_STATS, NULL, m->nets[i].accepted, "net:%s:accepted",
+				    m->nets[i].name);
+			stats_count(b, COUNT_SENDER, who, m->nets[i].accepted, "net:%s",
+				    m->nets[i].name);
+		}
+	} else {
+		stats_count(b, COUNT_SENDER, who, 1, "refused");
+	}
+	if (act == ACTION_HOLD)
+		stats_count(b, COUNT_SENDER, who, 1, "held");
+
+	snprintf(rcpts, sizeof(rcpts), "%u", in->rcpts);
+	snprintf(known, sizeof(known), "%u", in->known);
+	snprintf(velocity, sizeof(velocity), "%u", in->velocity);
+	snprintf(tempfailed, sizeof(tempfailed), "%u", m->tempfailed);
+	stats_log(b, 13, "type", "message", "qid", m->qid[0] ? m->qid : LOG_NOQUEUE, "sender",
+		  who, "client", client, "rcpts", rcpts, "known", known, "velocity", velocity,
+		  "tempfailed", tempfailed, "networks", nets, "class", cls, "action",
+		  action_name(wanted), "mode", mode_name(cfg), "reasons",
+		  cr->reasons[0] ? cr->reasons : "-");
+}
+
+/*
+ * One round trip for everything the message leaves behind: commit the units
+ * of the rules that apply to its class, release the rest (all of them when
+ * it is not delivered), learn from personal mail, counters, log entries.
+ */
+static void eom_record(struct msg_state *m, const char *client, const char *rel_sender,
+		       const struct classify_input *in, const struct classify_result *cr,
+		       enum class_action wanted, enum class_action act, const char *nets,
+		       long long now)
+{
+	const struct config *cfg = m->cfg;
+	bool delivered = act != ACTION_TEMPFAIL && act != ACTION_REJECT;
 	struct store_unit commit[m->n_held + 1], release[m->n_held + 1];
 	struct store_pair pairs[m->n_rcpt_addrs + 1];
 	size_t n_commit = 0, n_release = 0, n_learn = 0;
+	struct stats_batch b;
 
 	for (size_t i = 0; i < m->n_held; i++) {
-		bool applies = cfg->limits[m->held_rule[i]].classes & (1u << cls);
+		bool applies = cfg->limits[m->held_rule[i]].classes & (1u << cr->cls);
 		if (delivered && applies)
 			commit[n_commit++] = m->held[i];
 		else
 			release[n_release++] = m->held[i];
 	}
 	/* personal mail teaches: its recipients become known to the sender */
-	if (delivered && cls == CLASS_PERSONAL && cfg->learn_outbound &&
+	if (delivered && cr->cls == CLASS_PERSONAL && cfg->learn_outbound &&
 	    m->sender.status == ADDR_OK)
 		for (size_t i = 0; i < m->n_rcpt_addrs; i++)
 			pairs[n_learn++] = (struct store_pair){rel_sender, m->rcpt_addrs[i]};
 
-	char f_msg[32], f_rcpt[32], f_act[40];
-	snprintf(f_msg, sizeof(f_msg), "msg:%s", class_name(cls));
-	snprintf(f_rcpt, sizeof(f_rcpt), "rcpt:%s", class_name(cls));
-	snprintf(f_act, sizeof(f_act), "%s:%s", cfg->mode == MODE_MONITOR ? "monitor" : "action",
-		 action_name(wanted));
-	struct store_count counts[] = {{f_msg, 1}, {f_rcpt, (long)m->rcpts}, {f_act, 1}};
+	stats_init(&b);
+	stats_refusals(m, client, &b);
+	stats_message(m, client, in, cr, wanted, act, nets, &b);
 	struct store_finish f = {
 		.commit = commit, .n_commit = n_commit,
 		.release = release, .n_release = n_release,
 		.learn = pairs, .n_learn = n_learn,
-		.counts = counts, .n_counts = 3,
 		.now_ms = now,
 	};
+	stats_attach(&b, &f);
 	if (store_finish(cfg, &f) != STORE_OK)
 		log_msg(LOG_WARNING, m->qid,
 			"could not record the decision: %s; reservations expire in %lds",
 			store_last_error(), cfg->reservation_ttl);
+	stats_free(&b);
 }
 
 /* the SMTP answer, header and hold of the action */
@@ -679,16 +789,17 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 	enum class_action act = effective_action(cfg, wanted);
 	bool delivered = act != ACTION_TEMPFAIL && act != ACTION_REJECT;
 
-	eom_record(m, rel_sender, cr.cls, wanted, delivered, now);
+	eom_record(m, c->client_text, rel_sender, &in, &cr, wanted, act, nets, now);
 	if (!delivered)
 		held_clear(m); /* all released already */
+	clear_refusals(m); /* counted */
 	eom_answer(cfg, act, &in, &cr, res);
 	log_msg(LOG_INFO, m->qid,
 		"class=%s action=%s sender=%s client=%s rcpts=%u known=%u velocity=%u "
 		"tempfailed=%u networks=%s mode=%s reasons=%s%s",
 		class_name(cr.cls), action_name(wanted), m->sender_id, c->client_text, in.rcpts,
 		in.known, in.velocity, m->tempfailed, nets,
-		cfg->mode == MODE_MONITOR ? "monitor" : "enforce", cr.reasons[0] ? cr.reasons : "-",
+		mode_name(cfg), cr.reasons[0] ? cr.reasons : "-",
 		m->limited ? "" : " limited=no");
 }
 

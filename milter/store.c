@@ -50,8 +50,6 @@ extern const char lua_reserve[];
 #define STORE_BACKOFF_MAX_MS 1000
 #define STORE_DEFAULT_TIMEOUT_MS 200
 #define STORE_ERR_SIZE 256
-#define STORE_FIELD_TEMPFAILED "tempfailed"
-#define STORE_FIELD_MONITOR "monitor_tempfailed"
 
 enum store_script { SCRIPT_RESERVE, SCRIPT_COUNT };
 
@@ -456,30 +454,6 @@ static char *store_key(const struct config *cfg, const struct store_unit *u, cha
 	return k;
 }
 
-/* store_counter_key - "PREFIX{NETWORK}:c:YYYYMMDDHH" for the UTC hour of NOW_MS */
-static char *store_counter_key(const struct config *cfg, const char *network,
-			       long long now_ms, size_t *len)
-{
-	const char *prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
-	time_t t = now_ms > 0 ? (time_t)(now_ms / 1000) : time(NULL);
-	struct tm tm;
-	char hour[16];
-	size_t size;
-	char *k;
-
-	if (gmtime_r(&t, &tm) == NULL || strftime(hour, sizeof(hour), "%Y%m%d%H", &tm) == 0) {
-		store_fail("redis: cannot format the counter hour");
-		return NULL;
-	}
-	size = strlen(prefix) + strlen(network) + strlen(hour) + 6;
-	if ((k = malloc(size)) == NULL) {
-		store_fail("redis: out of memory");
-		return NULL;
-	}
-	*len = (size_t)snprintf(k, size, "%s{%s}:c:%s", prefix, network, hour);
-	return k;
-}
-
 static int store_check_unit(const struct store_unit *u)
 {
 	if (u->member == NULL || (u->scope == NULL && u->scope_len > 0)) {
@@ -528,7 +502,7 @@ bad:
 }
 
 int store_reserve(const struct config *cfg, const struct store_unit *units, size_t n,
-		  bool monitor, long long now_ms, struct store_verdict *v)
+		  long long now_ms, struct store_verdict *v)
 {
 	struct store_verdict dummy;
 	struct store_conn *s;
@@ -562,22 +536,19 @@ int store_reserve(const struct config *cfg, const struct store_unit *units, size
 		}
 	}
 
-	/* EVALSHA sha numkeys counter w1 p1 .. now ttl field m1 h1 b1 bw1 .. */
-	argc = 3 + 1 + 2 * n + 3 + 4 * n;
+	/* EVALSHA sha numkeys w1 p1 .. now ttl m1 h1 b1 bw1 .. */
+	argc = 3 + 2 * n + 2 + 4 * n;
 	argv = calloc(argc, sizeof(*argv));
 	lens = calloc(argc, sizeof(*lens));
-	keys = calloc(1 + 2 * n, sizeof(*keys));
+	keys = calloc(2 * n, sizeof(*keys));
 	nums = calloc(n, sizeof(*nums));
 	if (argv == NULL || lens == NULL || keys == NULL || nums == NULL) {
 		store_fail("redis: out of memory");
 		goto out;
 	}
 
-	if ((keys[nkeys] = store_counter_key(cfg, units[0].network, now_ms, &lens[3])) == NULL)
-		goto out;
-	argv[3] = keys[nkeys++];
 	for (i = 0; i < n; i++) {
-		size_t a = 4 + 2 * i;
+		size_t a = 3 + 2 * i;
 
 		if ((keys[nkeys] = store_key(cfg, &units[i], 'w', &lens[a])) == NULL)
 			goto out;
@@ -589,24 +560,21 @@ int store_reserve(const struct config *cfg, const struct store_unit *units, size
 	snprintf(now, sizeof(now), "%lld", now_ms > 0 ? now_ms : 0);
 	snprintf(ttl, sizeof(ttl), "%lld",
 		 (long long)(cfg->reservation_ttl > 0 ? cfg->reservation_ttl : 1) * 1000);
-	snprintf(numkeys, sizeof(numkeys), "%zu", 1 + 2 * n);
+	snprintf(numkeys, sizeof(numkeys), "%zu", 2 * n);
 	argv[2] = numkeys;
 	lens[2] = strlen(numkeys);
 	{
-		size_t a = 4 + 2 * n;
-		const char *field = monitor ? STORE_FIELD_MONITOR : STORE_FIELD_TEMPFAILED;
+		size_t a = 3 + 2 * n;
 
 		argv[a] = now;
 		lens[a] = strlen(now);
 		argv[a + 1] = ttl;
 		lens[a + 1] = strlen(ttl);
-		argv[a + 2] = field;
-		lens[a + 2] = strlen(field);
 		for (i = 0; i < n; i++) {
 			const struct limit_values *lv = &units[i].lv;
 			long bw = lv->burst_window < 1 ? 1 : lv->burst_window > 3600 ? 3600
 										  : lv->burst_window;
-			size_t b = a + 3 + 4 * i;
+			size_t b = a + 2 + 4 * i;
 
 			snprintf(nums[i].hourly, sizeof(nums[i].hourly), "%ld", lv->hourly);
 			snprintf(nums[i].burst, sizeof(nums[i].burst), "%ld", lv->burst);
@@ -912,38 +880,121 @@ static void store_batch_learn(struct store_batch *b, const char *sender,
 
 #define STORE_STATS_TTL "691200" /* 8 days, in seconds */
 
-/* store_batch_counts - HINCRBY the hourly statistics hash, then its TTL */
+/* store_hour - "YYYYMMDDHH", the UTC hour of NOW_MS (0: now) */
+static int store_hour(long long now_ms, char *hour, size_t size)
+{
+	time_t t = now_ms > 0 ? (time_t)(now_ms / 1000) : time(NULL);
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(hour, size, "%Y%m%d%H", &tm) == 0) {
+		store_fail("redis: cannot format the statistics hour");
+		return -1;
+	}
+	return 0;
+}
+
+/* store_count_key - the key a counter goes to (doc/REDIS.md), malloc'd */
+static char *store_count_key(const struct config *cfg, const struct store_count *c,
+			     const char *hour, size_t *len)
+{
+	const char *prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
+	char kind[32];
+	size_t size;
+	char *k;
+
+	if (c->key == COUNT_SENDER) {
+		snprintf(kind, sizeof(kind), "h:%s", hour);
+		return store_sender_key(cfg, c->sender, kind, len);
+	}
+	size = strlen(prefix) + strlen(hour) + 16;
+	if ((k = malloc(size)) == NULL) {
+		store_fail("redis: out of memory");
+		return NULL;
+	}
+	*len = (size_t)snprintf(k, size, "%s{stats}:%s:%s", prefix,
+				c->key == COUNT_TOP ? "top" : "h", hour);
+	return k;
+}
+
+/*
+ * store_batch_counts - HINCRBY (ZINCRBY for the top senders) each counter
+ * of the hour of NOW_MS, and give every key touched its 8-day TTL once.
+ */
 static void store_batch_counts(struct store_batch *b, const struct store_count *counts,
 			       size_t n, long long now_ms)
 {
-	const char *prefix = b->cfg->redis.prefix != NULL ? b->cfg->redis.prefix : "";
-	time_t t = now_ms > 0 ? (time_t)(now_ms / 1000) : time(NULL);
 	char hour[16], by[24];
-	struct tm tm;
-	size_t size, klen, i;
-	char *key;
+	char *keys[n + 1];
+	size_t lens[n + 1], nkeys = 0, i, j;
 
 	if (n == 0)
 		return;
-	if (gmtime_r(&t, &tm) == NULL || strftime(hour, sizeof(hour), "%Y%m%d%H", &tm) == 0) {
-		if (b->rv == STORE_OK)
-			store_fail("redis: %s: cannot format the statistics hour", b->what);
-		b->rv = STORE_ERR;
-		return;
-	}
-	size = strlen(prefix) + strlen(hour) + 10;
-	if ((key = malloc(size)) == NULL) {
-		store_fail("redis: %s: out of memory", b->what);
+	if (store_hour(now_ms, hour, sizeof(hour)) != 0) {
 		store_batch_fail(b);
 		return;
 	}
-	klen = (size_t)snprintf(key, size, "%s{stats}:%s", prefix, hour);
 	for (i = 0; i < n; i++) {
+		size_t klen;
+		char *key = store_count_key(b->cfg, &counts[i], hour, &klen);
+
+		if (key == NULL) {
+			store_batch_fail(b);
+			break;
+		}
 		snprintf(by, sizeof(by), "%ld", counts[i].by);
-		store_batch_simple(b, "HINCRBY", key, klen, counts[i].field, by);
+		if (counts[i].key == COUNT_TOP) {
+			const char *argv[4] = { "ZINCRBY", key, by, counts[i].sender };
+			size_t alen[4] = { 7, klen, strlen(by), strlen(counts[i].sender) };
+
+			store_batch_add(b, 4, argv, alen);
+		} else {
+			store_batch_simple(b, "HINCRBY", key, klen, counts[i].field, by);
+		}
+		for (j = 0; j < nkeys; j++)
+			if (lens[j] == klen && memcmp(keys[j], key, klen) == 0)
+				break;
+		if (j < nkeys) {
+			free(key);
+			continue;
+		}
+		keys[nkeys] = key;
+		lens[nkeys++] = klen;
 	}
-	store_batch_simple(b, "EXPIRE", key, klen, STORE_STATS_TTL, NULL);
-	free(key);
+	for (j = 0; j < nkeys; j++) {
+		store_batch_simple(b, "EXPIRE", keys[j], lens[j], STORE_STATS_TTL, NULL);
+		free(keys[j]);
+	}
+}
+
+/* store_batch_log - XADD each entry to the capped decision log */
+static void store_batch_log(struct store_batch *b, const struct store_log *logs, size_t n)
+{
+	const char *prefix = b->cfg->redis.prefix != NULL ? b->cfg->redis.prefix : "";
+	char key[256], cap[24];
+	size_t klen, i, j;
+
+	if (n == 0 || b->cfg->log_max_entries <= 0)
+		return;
+	klen = (size_t)snprintf(key, sizeof(key), "%s{log}", prefix);
+	if (klen >= sizeof(key)) {
+		store_fail("redis: %s: prefix too long", b->what);
+		store_batch_fail(b);
+		return;
+	}
+	snprintf(cap, sizeof(cap), "%ld", b->cfg->log_max_entries);
+	for (i = 0; i < n; i++) {
+		size_t argc = 6 + 2 * logs[i].n_fields;
+		const char *argv[argc];
+		size_t alen[argc];
+
+		argv[0] = "XADD", argv[1] = key, argv[2] = "MAXLEN", argv[3] = "~";
+		argv[4] = cap, argv[5] = "*";
+		for (j = 0; j < 2 * logs[i].n_fields; j++)
+			argv[6 + j] = logs[i].fields[j] != NULL ? logs[i].fields[j] : "";
+		for (j = 0; j < argc; j++)
+			alen[j] = j == 1 ? klen : strlen(argv[j]);
+		store_batch_add(b, (int)argc, argv, alen);
+	}
 }
 
 /* ---- end of message ------------------------------------------------------ */
@@ -958,7 +1009,8 @@ static int store_finish_run(const struct config *cfg, const struct store_finish 
 	size_t i;
 	int rv;
 
-	if (f->n_commit == 0 && f->n_release == 0 && f->n_learn == 0 && f->n_counts == 0)
+	if (f->n_commit == 0 && f->n_release == 0 && f->n_learn == 0 && f->n_counts == 0 &&
+	    f->n_logs == 0)
 		return STORE_OK;
 	for (i = 0; i < f->n_commit; i++)
 		if (store_check_unit(&f->commit[i]) != 0)
@@ -972,8 +1024,9 @@ static int store_finish_run(const struct config *cfg, const struct store_finish 
 			return STORE_ERR;
 		}
 	for (i = 0; i < f->n_counts; i++)
-		if (f->counts[i].field == NULL) {
-			store_fail("redis: %s: counter without a field", what);
+		if ((f->counts[i].key != COUNT_TOP && f->counts[i].field == NULL) ||
+		    (f->counts[i].key != COUNT_STATS && f->counts[i].sender == NULL)) {
+			store_fail("redis: %s: incomplete counter", what);
 			return STORE_ERR;
 		}
 	if (f->n_learn > 0 && (run = malloc(f->n_learn * sizeof(*run))) == NULL) {
@@ -998,6 +1051,7 @@ static int store_finish_run(const struct config *cfg, const struct store_finish 
 		store_batch_learn(&b, sender, run, k, now);
 	}
 	store_batch_counts(&b, f->counts, f->n_counts, f->now_ms);
+	store_batch_log(&b, f->logs, f->n_logs);
 
 	rv = store_batch_run(&b);
 	store_batch_end(&b);

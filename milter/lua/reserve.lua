@@ -9,12 +9,13 @@ Per unit there are two sorted sets:
 A unit that is still in p when its expiry passes was abandoned (the milter
 died or lost the message): it is removed from both sets and stops counting.
 
-KEYS[1]                 PREFIX{NET}:c:YYYYMMDDHH, hourly counter hash
-KEYS[2i], KEYS[2i+1]    w and p of unit i (i = 1 .. n)
+KEYS[2i-1], KEYS[2i]    w and p of unit i (i = 1 .. n)
 ARGV[1]                 now in ms, or 0 for the server clock
 ARGV[2]                 reservation TTL in ms
-ARGV[3]                 counter field to increment on refusal
-ARGV[4i .. 4i+3]        member, hourly, burst, burst window (ms) of unit i
+ARGV[4i-1 .. 4i+2]      member, hourly, burst, burst window (ms) of unit i
+
+Refusals are not counted here: the milter counts them with the other
+counters of the transaction (doc/REDIS.md).
 
 Windows are (now - length, now]; hourly is checked before burst; a limit
 of 0 refuses everything (milter/ratelimit.c does the same arithmetic).
@@ -29,7 +30,6 @@ if redis.replicate_commands then
 end
 
 local HOUR = 3600000
-local COUNTER_TTL = 8 * 24 * 3600 -- seconds
 local PENDING_GRACE = 60000       -- p outlives its newest expiry by this
 local CHUNK = 256                 -- members removed per ZREM
 
@@ -38,8 +38,8 @@ local function ms(x)
 	return string.format('%.0f', x)
 end
 
-local n = (#KEYS - 1) / 2
-if n < 1 or n ~= math.floor(n) or #ARGV ~= 3 + 4 * n then
+local n = #KEYS / 2
+if n < 1 or n ~= math.floor(n) or #ARGV ~= 2 + 4 * n then
 	return redis.error_reply('reserve: bad number of keys or arguments')
 end
 
@@ -49,7 +49,6 @@ if not now or now <= 0 then
 	now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local ttl = tonumber(ARGV[2])
-local field = ARGV[3]
 
 -- forget the reservations of (w, p) that expired unconfirmed
 local function expire_pending(w, p)
@@ -77,8 +76,8 @@ end
 -- go to window w (two units on one window must both fit).
 local added = {}
 for i = 1, n do
-	local w, p = KEYS[2 * i], KEYS[2 * i + 1]
-	local a = 4 * i
+	local w, p = KEYS[2 * i - 1], KEYS[2 * i]
+	local a = 4 * i - 1
 	local hourly = tonumber(ARGV[a + 1])
 	local burst = tonumber(ARGV[a + 2])
 	local bw = tonumber(ARGV[a + 3])
@@ -113,8 +112,6 @@ for i = 1, n do
 		if oldest then
 			retry = oldest + len - now
 		end
-		redis.call('HINCRBY', KEYS[1], field, 1)
-		extend(KEYS[1], COUNTER_TTL * 1000)
 		return {i, which, used, limit, retry}
 	end
 	added[w] = extra + 1
@@ -122,8 +119,8 @@ end
 
 -- Every unit fits: admit them all, pending until commit or release.
 for i = 1, n do
-	local w, p = KEYS[2 * i], KEYS[2 * i + 1]
-	local member = ARGV[4 * i]
+	local w, p = KEYS[2 * i - 1], KEYS[2 * i]
+	local member = ARGV[4 * i - 1]
 
 	redis.call('ZADD', w, ms(now), member)
 	redis.call('ZADD', p, ms(now + ttl), member)

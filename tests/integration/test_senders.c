@@ -736,6 +736,72 @@ static struct store_unit unit_of(const char *net, const char *rule, const char *
 	return u;
 }
 
+/* per-sender hour hash, top senders, decision log: keys, values, TTLs, cap */
+static void test_finish_sender_top_log(void **state)
+{
+	struct config cfg;
+	struct store_count counts[] = {
+		{ COUNT_SENDER, "st@ours.example", "sent", 1 },
+		{ COUNT_SENDER, "st@ours.example", "net:google", 3 },
+		{ COUNT_TOP, "st@ours.example", NULL, 3 },
+		{ COUNT_TOP, "other@ours.example", NULL, 1 },
+	};
+	const char *fields[] = { "type", "message", "qid", "ABC123", "class", "bulk" };
+	struct store_log logs[] = { { fields, 3 }, { fields, 2 } };
+	struct store_finish f;
+	char h[256], top[256], lg[256];
+	redisReply *r;
+	long long t;
+
+	(void)state;
+	cfg_init(&cfg);
+	cfg.log_max_entries = 1000;
+	memset(&f, 0, sizeof(f));
+	f.counts = counts;
+	f.n_counts = 4;
+	f.logs = logs;
+	f.n_logs = 2;
+	f.now_ms = T0;
+	assert_int_equal(store_finish(&cfg, &f), STORE_OK);
+	assert_int_equal(store_finish(&cfg, &f), STORE_OK);
+
+	snprintf(h, sizeof(h), "%s{s:st@ours.example}:h:" T0_HOUR, prefix);
+	snprintf(top, sizeof(top), "%s{stats}:top:" T0_HOUR, prefix);
+	snprintf(lg, sizeof(lg), "%s{log}", prefix);
+	assert_int_equal(raw_int("HGET %s sent", h), 2);
+	assert_int_equal(raw_int("HGET %s net:google", h), 6);
+	assert_int_equal(zscore(top, "st@ours.example"), 6);
+	assert_int_equal(zscore(top, "other@ours.example"), 2);
+	t = raw_int("TTL %s", h);
+	assert_true(t > 8 * 86400 - 10 && t <= 8 * 86400);
+	t = raw_int("TTL %s", top);
+	assert_true(t > 8 * 86400 - 10 && t <= 8 * 86400);
+
+	assert_int_equal(raw_int("XLEN %s", lg), 4);
+	r = raw_cmd("XREVRANGE %s + - COUNT 1", lg);
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(r->element[0]->element[1]->elements, 4); /* 2 pairs */
+	assert_string_equal(r->element[0]->element[1]->element[3]->str, "ABC123");
+	freeReplyObject(r);
+	r = raw_cmd("XREVRANGE %s + - COUNT 2", lg);
+	assert_int_equal(r->element[1]->element[1]->elements, 6); /* 3 pairs */
+	assert_string_equal(r->element[1]->element[1]->element[5]->str, "bulk");
+	freeReplyObject(r);
+
+	/* log_max_entries = 0: no log at all */
+	raw_int("DEL %s", lg);
+	cfg.log_max_entries = 0;
+	assert_int_equal(store_finish(&cfg, &f), STORE_OK);
+	assert_int_equal(raw_int("EXISTS %s", lg), 0);
+
+	/* a counter without its sender is refused before anything is sent */
+	struct store_count bad = { COUNT_TOP, NULL, NULL, 1 };
+	f.counts = &bad;
+	f.n_counts = 1;
+	assert_int_equal(store_finish(&cfg, &f), STORE_ERR);
+}
+
 static void test_finish_everything(void **state)
 {
 	struct config cfg;
@@ -747,8 +813,8 @@ static void test_finish_everything(void **state)
 		{ "fe@ours.example", "r4@a.example" },
 		{ "fe@ours.example", "r5@a.example" },
 	};
-	struct store_count counts[3] = { { "msgs:personal", 1 }, { "rcpts:personal", 4 },
-					 { "net:google:accepted", 2 } };
+	struct store_count counts[3] = { { COUNT_STATS, NULL, "msgs:personal", 1 }, { COUNT_STATS, NULL, "rcpts:personal", 4 },
+					 { COUNT_STATS, NULL, "net:google:accepted", 2 } };
 	struct store_finish f;
 	struct store_verdict v;
 	char w[256], p[256], rel[256], stats[256];
@@ -761,9 +827,9 @@ static void test_finish_everything(void **state)
 	commit[0] = unit_of("google", "fin", "fe@ours.example", "m1.1");
 	commit[1] = unit_of("yahoo", "fin", "fe@ours.example", "m1.2");
 	release[0] = unit_of("google", "fin", "fe@ours.example", "m1.3");
-	assert_int_equal(store_reserve(&cfg, &commit[0], 1, false, T0, &v), STORE_OK);
-	assert_int_equal(store_reserve(&cfg, &commit[1], 1, false, T0, &v), STORE_OK);
-	assert_int_equal(store_reserve(&cfg, &release[0], 1, false, T0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, &commit[0], 1, T0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, &commit[1], 1, T0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, &release[0], 1, T0, &v), STORE_OK);
 
 	memset(&f, 0, sizeof(f));
 	f.commit = commit;
@@ -805,7 +871,7 @@ static void test_finish_everything(void **state)
 	assert_int_equal(zscore(rel, "r3@a.example"), T0 + 5);
 
 	/* counted in the hour of now_ms, kept 8 days */
-	snprintf(stats, sizeof(stats), "%s{stats}:" T0_HOUR, prefix);
+	snprintf(stats, sizeof(stats), "%s{stats}:h:" T0_HOUR, prefix);
 	r = raw_cmd("HGETALL %s", stats);
 	assert_int_equal(r->elements, 6);
 	freeReplyObject(r);
@@ -823,7 +889,7 @@ static void test_finish_everything(void **state)
 	f.now_ms = T0 + HOUR_MS;
 	assert_int_equal(store_finish(&cfg, &f), STORE_OK);
 	assert_int_equal(raw_int("HGET %s rcpts:personal", stats), 8);
-	snprintf(stats, sizeof(stats), "%s{stats}:2030010101", prefix);
+	snprintf(stats, sizeof(stats), "%s{stats}:h:2030010101", prefix);
 	assert_int_equal(raw_int("HGET %s rcpts:personal", stats), 4);
 
 	/* nothing to do is fine */
@@ -835,7 +901,7 @@ static void test_finish_everything(void **state)
 static void test_counts_clock(void **state)
 {
 	struct config cfg;
-	struct store_count c = { "clock", 3 };
+	struct store_count c = { COUNT_STATS, NULL, "clock", 3 };
 	struct store_finish f = { .counts = &c, .n_counts = 1 };
 	char k1[256], k2[256], hour[16];
 	time_t t;
@@ -846,11 +912,11 @@ static void test_counts_clock(void **state)
 	cfg_init(&cfg);
 	t = time(NULL);
 	strftime(hour, sizeof(hour), "%Y%m%d%H", gmtime_r(&t, &tm));
-	snprintf(k1, sizeof(k1), "%s{stats}:%s", prefix, hour);
+	snprintf(k1, sizeof(k1), "%s{stats}:h:%s", prefix, hour);
 	assert_int_equal(store_finish(&cfg, &f), STORE_OK);
 	t = time(NULL);
 	strftime(hour, sizeof(hour), "%Y%m%d%H", gmtime_r(&t, &tm));
-	snprintf(k2, sizeof(k2), "%s{stats}:%s", prefix, hour);
+	snprintf(k2, sizeof(k2), "%s{stats}:h:%s", prefix, hour);
 	/* the hour may have turned during the call */
 	v = raw_int("HGET %s clock", k1);
 	if (v == -1 && strcmp(k1, k2) != 0)
@@ -920,7 +986,7 @@ static void test_round_trips(void **state)
 	struct store_pair learn[3] = { { "rt@ours.example", "a@r.example" },
 				       { "rt2@ours.example", "b@r.example" },
 				       { "rt@ours.example", "c@r.example" } };
-	struct store_count counts[2] = { { "msgs:personal", 1 }, { "rcpts:personal", 3 } };
+	struct store_count counts[2] = { { COUNT_STATS, NULL, "msgs:personal", 1 }, { COUNT_STATS, NULL, "rcpts:personal", 3 } };
 	struct store_finish f;
 	char **many = names_make("rt", "r.example", 20);
 	const char *rc[2] = { "a@r.example", "z@r.example" };
@@ -946,7 +1012,7 @@ static void test_round_trips(void **state)
 
 	u[0] = unit_of("google", "rt", "rt@ours.example", "m1");
 	u[1] = unit_of("google", "rt", "rt@ours.example", "m2");
-	assert_int_equal(store_reserve(&cfg, u, 2, false, T0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, u, 2, T0, &v), STORE_OK);
 	relay_turns(&rl); /* SCRIPT LOAD + EVALSHA */
 
 	memset(&f, 0, sizeof(f));
@@ -1092,7 +1158,7 @@ static void test_errors(void **state)
 	struct store_pair bad_pair = { "er@ours.example", NULL };
 	struct store_pair pairs[2] = { { "wrong@ours.example", "x@e.example" },
 				       { "er@ours.example", "y@e.example" } };
-	struct store_count bad_count = { NULL, 1 };
+	struct store_count bad_count = { COUNT_STATS, NULL, NULL, 1 };
 	struct store_finish f;
 	const char *rc[2] = { "x@e.example", NULL };
 	char rel[256], p[256];
@@ -1132,7 +1198,7 @@ static void test_errors(void **state)
 	assert_int_equal(in.velocity, 1);
 
 	/* in store_finish the other writes still happen */
-	assert_int_equal(store_reserve(&cfg, &u, 1, false, T0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, &u, 1, T0, &v), STORE_OK);
 	memset(&f, 0, sizeof(f));
 	f.commit = &u;
 	f.n_commit = 1;
@@ -1170,7 +1236,7 @@ static void test_redis_down(void **state)
 	struct store_inputs in;
 	const char *rc[1] = { "x@d.example" };
 	struct store_pair pair = { "dn@ours.example", "x@d.example" };
-	struct store_count c = { "msgs", 1 };
+	struct store_count c = { COUNT_STATS, NULL, "msgs", 1 };
 	struct store_unit u = unit_of("dn", "r", "s", "m");
 	struct store_finish f = { .commit = &u, .n_commit = 1, .learn = &pair, .n_learn = 1,
 				  .counts = &c, .n_counts = 1, .now_ms = T0 };
@@ -1282,6 +1348,7 @@ int main(void)
 		cmocka_unit_test(test_learn_cap),
 		cmocka_unit_test(test_learn_refresh_and_expiry),
 		cmocka_unit_test(test_finish_everything),
+		cmocka_unit_test(test_finish_sender_top_log),
 		cmocka_unit_test(test_counts_clock),
 		cmocka_unit_test(test_inputs_commands),
 		cmocka_unit_test(test_round_trips),

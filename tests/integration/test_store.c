@@ -143,7 +143,7 @@ static long long info_field(const char *section, const char *name)
 static int reserve1(const struct config *cfg, struct store_unit *u, long long now,
 		    struct store_verdict *v)
 {
-	return store_reserve(cfg, u, 1, false, now, v);
+	return store_reserve(cfg, u, 1, now, v);
 }
 
 /* the admission times of a window, ascending; *N gets the count */
@@ -217,7 +217,7 @@ static void test_reserve_commit_release(void **state)
 	assert_int_equal(raw_int("EXISTS %b", w, wl), 0);
 
 	/* nothing to do is fine */
-	assert_int_equal(store_reserve(&cfg, NULL, 0, false, T0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, NULL, 0, T0, &v), STORE_OK);
 	assert_int_equal(v.unit, -1);
 	assert_int_equal(store_commit(&cfg, NULL, 0), STORE_OK);
 	assert_int_equal(store_release(&cfg, NULL, 0), STORE_OK);
@@ -232,7 +232,6 @@ static void test_refusal_admits_nothing(void **state)
 	struct store_verdict v;
 	char wa[256], pa[256], wb[256], c[256];
 	size_t wal, pal, wbl;
-	long long t;
 
 	(void)state;
 	cfg_init(&cfg);
@@ -243,12 +242,12 @@ static void test_refusal_admits_nothing(void **state)
 
 	u[0] = unit_of("net1", "ruleA", "s", "m1", 100, 10, 60);
 	u[1] = unit_of("net1", "ruleB", "s", "m1", 100, 1, 60);
-	assert_int_equal(store_reserve(&cfg, u, 2, false, T0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, u, 2, T0, &v), STORE_OK);
 	assert_int_equal(zcard(wa, wal), 1);
 	assert_int_equal(zcard(wb, wbl), 1);
 
 	u[0].member = u[1].member = "m2";
-	assert_int_equal(store_reserve(&cfg, u, 2, false, T0 + 100, &v), STORE_OVER);
+	assert_int_equal(store_reserve(&cfg, u, 2, T0 + 100, &v), STORE_OVER);
 	assert_int_equal(v.unit, 1);
 	assert_int_equal(v.which, WINDOW_OVER_BURST);
 	assert_int_equal(v.used, 1);
@@ -258,32 +257,26 @@ static void test_refusal_admits_nothing(void **state)
 	assert_int_equal(zcard(pa, pal), 1);
 	assert_int_equal(zscore(wa, wal, "m2"), -1);
 	assert_int_equal(zscore(wb, wbl, "m2"), -1);
-	/* the refusal is counted in the network's hourly counter, not in the windows */
-	assert_int_equal(raw_int("HGET %s tempfailed", c), 1);
-	assert_int_equal(raw_int("HGET %s monitor_tempfailed", c), -1);
-	t = raw_int("TTL %s", c);
-	assert_true(t > 8 * 86400 - 10 && t <= 8 * 86400);
+	/* a refusal writes nothing at all (the milter counts it later) */
+	assert_int_equal(raw_int("EXISTS %s", c), 0);
 
 	/* same with the full rule first */
 	u[0] = unit_of("net1", "ruleB", "s", "m3", 100, 1, 60);
 	u[1] = unit_of("net1", "ruleA", "s", "m3", 100, 10, 60);
-	assert_int_equal(store_reserve(&cfg, u, 2, false, T0 + 200, &v), STORE_OVER);
+	assert_int_equal(store_reserve(&cfg, u, 2, T0 + 200, &v), STORE_OVER);
 	assert_int_equal(v.unit, 0);
 	assert_int_equal(zcard(wa, wal), 1);
-	assert_int_equal(raw_int("HGET %s tempfailed", c), 2);
 
-	/* monitor mode counts "would have tempfailed" instead */
-	assert_int_equal(store_reserve(&cfg, u, 2, true, T0 + 300, &v), STORE_OVER);
+	/* again */
+	assert_int_equal(store_reserve(&cfg, u, 2, T0 + 300, &v), STORE_OVER);
 	assert_int_equal(v.unit, 0);
-	assert_int_equal(raw_int("HGET %s tempfailed", c), 2);
-	assert_int_equal(raw_int("HGET %s monitor_tempfailed", c), 1);
 	assert_int_equal(zcard(wa, wal), 1);
 
 	/* an admission counts nothing */
 	u[0] = unit_of("net1", "ruleA", "s", "m4", 100, 10, 60);
-	assert_int_equal(store_reserve(&cfg, u, 1, false, T0 + 400, &v), STORE_OK);
-	assert_int_equal(raw_int("HGET %s tempfailed", c), 2);
+	assert_int_equal(store_reserve(&cfg, u, 1, T0 + 400, &v), STORE_OK);
 	assert_int_equal(zcard(wa, wal), 2);
+	assert_int_equal(raw_int("EXISTS %s", c), 0);
 }
 
 /* two units on the same window in one call must both fit */
@@ -300,13 +293,13 @@ static void test_same_window_twice(void **state)
 	wl = key_of(w, sizeof(w), "net2", 'w', "dup", "s", 1);
 	u[0] = unit_of("net2", "dup", "s", "a", 100, 1, 60);
 	u[1] = unit_of("net2", "dup", "s", "b", 100, 1, 60);
-	assert_int_equal(store_reserve(&cfg, u, 2, false, T0, &v), STORE_OVER);
+	assert_int_equal(store_reserve(&cfg, u, 2, T0, &v), STORE_OVER);
 	assert_int_equal(v.unit, 1);
 	assert_int_equal(v.used, 1);
 	assert_int_equal(v.retry_ms, 60000);
 	assert_int_equal(raw_int("EXISTS %b", w, wl), 0);
 	u[0].lv.burst = u[1].lv.burst = 2;
-	assert_int_equal(store_reserve(&cfg, u, 2, false, T0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, u, 2, T0, &v), STORE_OK);
 	assert_int_equal(zcard(w, wl), 2);
 }
 
@@ -528,7 +521,7 @@ static void test_random_against_limits(void **state)
 		ea = model_check(&ma, now, lva, &useda, &ra);
 		eb = model_check(&mb, now, lvb, &usedb, &rb);
 
-		rv = store_reserve(&cfg, u, 2, false, now, &v);
+		rv = store_reserve(&cfg, u, 2, now, &v);
 		if (ea != WINDOW_ADMIT || eb != WINDOW_ADMIT) {
 			int which = ea != WINDOW_ADMIT ? 0 : 1;
 
@@ -572,7 +565,7 @@ static void test_random_against_limits(void **state)
 		struct store_verdict v;
 
 		now += 10000;
-		assert_int_equal(store_reserve(&cfg, &probe, 1, false, now, &v), STORE_OVER);
+		assert_int_equal(store_reserve(&cfg, &probe, 1, now, &v), STORE_OVER);
 		model_expire(&ma, now);
 	}
 	times = window_times(wa, wal, &n);
@@ -674,11 +667,11 @@ static void test_bad_calls(void **state)
 	cfg_init(&cfg);
 	u[0] = unit_of("netA", "bad", "s", "m", 100, 10, 60);
 	u[1] = unit_of("netB", "bad", "s", "m", 100, 10, 60);
-	assert_int_equal(store_reserve(&cfg, u, 2, false, T0, &v), STORE_ERR);
+	assert_int_equal(store_reserve(&cfg, u, 2, T0, &v), STORE_ERR);
 	assert_non_null(strstr(store_last_error(), "network"));
 	u[1] = u[0];
 	u[1].member = NULL;
-	assert_int_equal(store_reserve(&cfg, u, 2, false, T0, &v), STORE_ERR);
+	assert_int_equal(store_reserve(&cfg, u, 2, T0, &v), STORE_ERR);
 	assert_int_equal(store_commit(&cfg, u, 2), STORE_ERR);
 
 	/* an error reply in a pipeline fails the call, the connection stays in step */
@@ -689,7 +682,7 @@ static void test_bad_calls(void **state)
 	assert_non_null(strstr(store_last_error(), "WRONGTYPE"));
 	assert_int_equal(store_ping(&cfg), STORE_OK);
 	assert_int_equal(store_commit(&cfg, &u[1], 1), STORE_OK);
-	assert_int_equal(store_reserve(&cfg, u, 1, false, T0, &v), STORE_ERR);
+	assert_int_equal(store_reserve(&cfg, u, 1, T0, &v), STORE_ERR);
 	assert_non_null(strstr(store_last_error(), "WRONGTYPE"));
 	assert_int_equal(store_ping(&cfg), STORE_OK);
 	freeReplyObject(raw_cmd("DEL %b", p, pl));
@@ -776,7 +769,7 @@ static void *hammer_run(void *arg)
 		snprintf(member, sizeof(member), "t%d.%ld", h->id, h->attempts);
 		u.member = member;
 		h->attempts++;
-		rv = store_reserve(h->cfg, &u, 1, false, 0, &v);
+		rv = store_reserve(h->cfg, &u, 1, 0, &v);
 		if (rv == STORE_OK) {
 			if (store_commit(h->cfg, &u, 1) == STORE_OK)
 				h->admitted++;
@@ -957,7 +950,7 @@ static void test_auth_password(void **state)
 	cfg.generation = 100;
 
 	cfg.redis.password_file = pw;
-	assert_int_equal(store_reserve(&cfg, &u, 1, false, T0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, &u, 1, T0, &v), STORE_OK);
 	store_disconnect();
 
 	cfg.redis.password_file = bad;
@@ -1001,7 +994,7 @@ static void test_acl_user_and_db(void **state)
 	cfg.redis.user = user;
 	cfg.redis.db = 3;
 	cfg.generation = 200;
-	assert_int_equal(store_reserve(&cfg, &u, 1, false, T0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, &u, 1, T0, &v), STORE_OK);
 	store_disconnect();
 
 	kl = key_of(key, sizeof(key), "netD", 'w', "acl", "s", 1);
@@ -1042,11 +1035,11 @@ static void test_redis_down(void **state)
 		skip();
 	cfg_init(&cfg);
 	cfg.generation = 300;
-	assert_int_equal(store_reserve(&cfg, &u, 1, false, 0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_OK);
 	redis_test_stop(&srv);
 
 	t = redis_test_ms();
-	assert_int_equal(store_reserve(&cfg, &u, 1, false, 0, &v), STORE_ERR);
+	assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
 	elapsed = redis_test_ms() - t;
 	assert_true(elapsed <= cfg.redis.timeout_ms + 100);
 	printf("redis down: first call failed in %lld ms: %s\n", elapsed, store_last_error());
@@ -1054,7 +1047,7 @@ static void test_redis_down(void **state)
 	/* the next calls fail fast, whether backing off or trying again */
 	for (i = 0; i < 100; i++) {
 		t = redis_test_ms();
-		assert_int_equal(store_reserve(&cfg, &u, 1, false, 0, &v), STORE_ERR);
+		assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
 		assert_true(redis_test_ms() - t < 50);
 		redis_test_sleep_ms(15);
 	}
@@ -1066,7 +1059,7 @@ static void test_redis_down(void **state)
 	/* back again: a call succeeds within about the longest back-off */
 	assert_int_equal(redis_test_restart(&srv), 0);
 	restarted = redis_test_ms();
-	while (store_reserve(&cfg, &u, 1, false, 0, &v) != STORE_OK) {
+	while (store_reserve(&cfg, &u, 1, 0, &v) != STORE_OK) {
 		if (redis_test_ms() - restarted > 1500)
 			fail_msg("still failing 1.5 s after restart: %s", store_last_error());
 		redis_test_sleep_ms(5);
@@ -1107,12 +1100,12 @@ static void test_redis_stuck(void **state)
 		skip();
 	cfg_init(&cfg);
 	cfg.generation = 400;
-	assert_int_equal(store_reserve(&cfg, &u, 1, false, 0, &v), STORE_OK);
+	assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_OK);
 	assert_int_equal(redis_test_pause(&srv), 0);
 
 	/* on the open connection: the command timeout */
 	t = redis_test_ms();
-	assert_int_equal(store_reserve(&cfg, &u, 1, false, 0, &v), STORE_ERR);
+	assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
 	elapsed = redis_test_ms() - t;
 	printf("redis stuck: call failed after %lld ms (timeout %d): %s\n", elapsed,
 	       cfg.redis.timeout_ms, store_last_error());
@@ -1122,12 +1115,12 @@ static void test_redis_stuck(void **state)
 	 * stays within timeout_ms, then back-off makes calls fail at once */
 	for (i = 0; i < 5; i++) {
 		t = redis_test_ms();
-		assert_int_equal(store_reserve(&cfg, &u, 1, false, 0, &v), STORE_ERR);
+		assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
 		elapsed = redis_test_ms() - t;
 		assert_true(elapsed <= cfg.redis.timeout_ms + 150);
 	}
 	t = redis_test_ms();
-	assert_int_equal(store_reserve(&cfg, &u, 1, false, 0, &v), STORE_ERR);
+	assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
 	assert_true(redis_test_ms() - t < 20);
 	assert_non_null(strstr(store_last_error(), "next attempt"));
 
@@ -1139,7 +1132,7 @@ static void test_redis_stuck(void **state)
 
 	assert_int_equal(redis_test_resume(&srv), 0);
 	resumed = redis_test_ms();
-	while (store_reserve(&cfg, &u, 1, false, 0, &v) != STORE_OK) {
+	while (store_reserve(&cfg, &u, 1, 0, &v) != STORE_OK) {
 		if (redis_test_ms() - resumed > 1500)
 			fail_msg("still failing 1.5 s after resume: %s", store_last_error());
 		redis_test_sleep_ms(5);

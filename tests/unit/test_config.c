@@ -241,6 +241,7 @@ static void assert_defaults(const struct config *c)
 	assert_false(c->mx_grouping);
 	assert_int_equal(c->mx_cache_ttl, 86400);
 	assert_int_equal(c->reservation_ttl, 300);
+	assert_int_equal(c->log_max_entries, 100000);
 
 	assert_string_equal(c->redis.host, "127.0.0.1");
 	assert_int_equal(c->redis.port, 6379);
@@ -303,7 +304,7 @@ static const char *const all_options[] = {
 	"outbound_daemons", "outbound_networks", "local_domains", "exempt_senders",
 	"exempt_clients", "subaddress_separator", "learn_inbound", "learn_outbound",
 	"relationship_ttl", "relationship_max", "mx_grouping", "mx_cache_ttl",
-	"reservation_ttl", "redis", "host", "port", "password_file", "db", "prefix",
+	"reservation_ttl", "log_max_entries", "redis", "host", "port", "password_file", "db", "prefix",
 	"timeout_ms", "on_error", "classify", "personal_max_recipients",
 	"personal_max_hourly", "min_known_ratio", "require_unsubscribe",
 	"require_aligned_from", "header", "add_header", "class", "action", "network",
@@ -833,8 +834,10 @@ static void test_refcount(void **state)
 	size_t before;
 
 	(void)state;
-	/* warm up whatever the libraries keep for good */
+	/* warm up whatever the libraries keep for good (the scanner's buffers) */
 	config_free(load_clean(LIMIT));
+	config_free(load_clean("socket_group = \"one\"\n" LIMIT));
+	config_free(load_clean("socket_group = \"two\"\n" LIMIT));
 	before = heap_in_use();
 
 	c1 = load_clean("socket_group = \"one\"\n" LIMIT);
