@@ -110,6 +110,10 @@ install: all
 	$(if $(wildcard $(B)/outboundctl),install -d $(DESTDIR)$(BINDIR) && install -m 0755 $(B)/outboundctl $(DESTDIR)$(BINDIR)/)
 	test -e $(DESTDIR)$(SYSCONFDIR)/outbound-milter/outbound-milter.conf || \
 		install -m 0644 conf/outbound-milter.conf $(DESTDIR)$(SYSCONFDIR)/outbound-milter/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 doc/outboundctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 doc/outbound-milter.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 doc/outbound-milter.8 $(DESTDIR)$(MANDIR)/man8/
 
 clean:
 	rm -rf build

@@ -16,7 +16,6 @@
  */
 #define _GNU_SOURCE /* vasprintf */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -627,7 +626,11 @@ static long long ops_strtoll(const char *s, size_t len)
 	if (*end == '\0' && errno == 0)
 		return v;
 	/* a float score (ZINCRBY) */
-	return llround(strtod(buf, NULL));
+	{
+		double d = strtod(buf, NULL);
+
+		return (long long)(d >= 0 ? d + 0.5 : d - 0.5);
+	}
 }
 
 /* ops_pairs - a flat [name, number, ...] reply (HGETALL, WITHSCORES) into OUT */
@@ -1248,4 +1251,333 @@ long long opsread_reset(struct opsread *o, const char *sender, const char *netwo
 	free(gn);
 	free(gp);
 	return deleted;
+}
+
+/* ---- output helpers --------------------------------------------------------------- */
+
+size_t ops_utf8_len(const unsigned char *s, size_t left)
+{
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* overlong forms, surrogates, beyond U+10FFFF */
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+void ops_json_string(FILE *f, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t left = strlen(str), n;
+
+	fputc('"', f);
+	while (left > 0) {
+		switch (*s) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		case '\b':
+			fputs("\\b", f);
+			break;
+		case '\f':
+			fputs("\\f", f);
+			break;
+		default:
+			if (*s < 0x20 || *s == 0x7f) {
+				fprintf(f, "\\u%04x", *s);
+			} else if ((n = ops_utf8_len(s, left)) == 0) {
+				fputs("\\ufffd", f);
+			} else {
+				fwrite(s, 1, n, f);
+				s += n;
+				left -= n;
+				continue;
+			}
+		}
+		s++;
+		left--;
+	}
+	fputc('"', f);
+}
+
+void ops_text_safe(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++)
+		fputc(((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s, f);
+}
+
+size_t ops_text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+static void ops_json_sep(struct ops_json *w, const char *key)
+{
+	if (w->more[w->depth])
+		fputc(',', w->f);
+	w->more[w->depth] = true;
+	if (key != NULL) {
+		ops_json_string(w->f, key);
+		fputc(':', w->f);
+	}
+}
+
+void ops_json_open(struct ops_json *w, const char *key, char bracket)
+{
+	ops_json_sep(w, key);
+	fputc(bracket, w->f);
+	if (w->depth + 1 < (int)(sizeof(w->more) / sizeof(w->more[0])))
+		w->depth++;
+	w->more[w->depth] = false;
+}
+
+void ops_json_close(struct ops_json *w, char bracket)
+{
+	fputc(bracket, w->f);
+	if (w->depth > 0)
+		w->depth--;
+	if (w->depth == 0)
+		fputc('\n', w->f);
+}
+
+void ops_json_str(struct ops_json *w, const char *key, const char *v)
+{
+	ops_json_sep(w, key);
+	if (v != NULL)
+		ops_json_string(w->f, v);
+	else
+		fputs("null", w->f);
+}
+
+void ops_json_int(struct ops_json *w, const char *key, long long v)
+{
+	ops_json_sep(w, key);
+	fprintf(w->f, "%lld", v);
+}
+
+void ops_json_bool(struct ops_json *w, const char *key, bool v)
+{
+	ops_json_sep(w, key);
+	fputs(v ? "true" : "false", w->f);
+}
+
+void ops_json_null(struct ops_json *w, const char *key)
+{
+	ops_json_sep(w, key);
+	fputs("null", w->f);
+}
+
+void ops_table_init(struct ops_table *t, const char *columns)
+{
+	char *p;
+
+	memset(t, 0, sizeof(*t));
+	t->spec = ops_strdup(columns);
+	for (p = t->spec; p != NULL && t->ncol < OPS_TABLE_COLS;) {
+		char *bar = strchr(p, '|');
+
+		if (bar != NULL)
+			*bar = '\0';
+		t->right[t->ncol] = *p == '>';
+		t->head[t->ncol++] = *p == '>' ? p + 1 : p;
+		p = bar != NULL ? bar + 1 : NULL;
+	}
+}
+
+void ops_table_cell(struct ops_table *t, const char *s)
+{
+	t->cells = ops_grow(t->cells, &t->cap, t->n, sizeof(*t->cells));
+	t->cells[t->n++] = ops_strdup(s != NULL ? s : "-");
+}
+
+void ops_table_cellf(struct ops_table *t, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		ops_oom();
+	va_end(ap);
+	t->cells = ops_grow(t->cells, &t->cap, t->n, sizeof(*t->cells));
+	t->cells[t->n++] = s;
+}
+
+size_t ops_table_rows(const struct ops_table *t)
+{
+	return t->ncol ? t->n / t->ncol : 0;
+}
+
+static void ops_table_line(const struct ops_table *t, FILE *f, int indent,
+			   const char *const *cells, const size_t *width)
+{
+	size_t c, w;
+
+	fprintf(f, "%*s", indent, "");
+	for (c = 0; c < t->ncol; c++) {
+		w = ops_text_width(cells[c]);
+		if (t->right[c])
+			fprintf(f, "%*s", (int)(width[c] - w), "");
+		ops_text_safe(f, cells[c]);
+		if (c + 1 == t->ncol)
+			break;
+		fprintf(f, "%*s", (int)(t->right[c] ? 2 : width[c] - w + 2), "");
+	}
+	fputc('\n', f);
+}
+
+void ops_table_print(const struct ops_table *t, FILE *f, int indent)
+{
+	size_t width[OPS_TABLE_COLS], r, c, rows = ops_table_rows(t);
+
+	for (c = 0; c < t->ncol; c++)
+		width[c] = ops_text_width(t->head[c]);
+	for (r = 0; r < rows; r++)
+		for (c = 0; c < t->ncol; c++)
+			if (ops_text_width(t->cells[r * t->ncol + c]) > width[c])
+				width[c] = ops_text_width(t->cells[r * t->ncol + c]);
+	ops_table_line(t, f, indent, t->head, width);
+	for (r = 0; r < rows; r++)
+		ops_table_line(t, f, indent, (const char *const *)&t->cells[r * t->ncol], width);
+}
+
+void ops_table_free(struct ops_table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t->spec);
+	memset(t, 0, sizeof(*t));
+}
+
+void ops_iso_time(char *buf, size_t size, long long ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, size, "?");
+}
+
+void ops_duration(char *buf, size_t size, long long s)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		snprintf(buf, size, "%llds", s);
+	else if (s < 3600)
+		snprintf(buf, size, "%lldm%02llds", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, size, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, size, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+}
+
+long long ops_parse_time(const char *s, long long now_ms)
+{
+	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+	long long v = 0, unit;
+	const char *p = s;
+	struct tm tm;
+	time_t t;
+
+	if (*p >= '0' && *p <= '9' && strlen(s) >= 10 && s[4] == '-') {
+		/* ISO-8601 UTC: a date, then optionally THH:MM[:SS] and Z */
+		if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+			return -1;
+		p = s + n;
+		if (*p == 'T' || *p == ' ') {
+			n = 0;
+			if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) != 2 || n != 5)
+				return -1;
+			p += 1 + n;
+			if (*p == ':') {
+				n = 0;
+				if (sscanf(p + 1, "%2d%n", &sec, &n) != 1 || n != 2)
+					return -1;
+				p += 1 + n;
+			}
+			if (*p == 'Z')
+				p++;
+		}
+		if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+		    sec > 60)
+			return -1;
+		memset(&tm, 0, sizeof(tm));
+		tm.tm_year = y - 1900;
+		tm.tm_mon = mo - 1;
+		tm.tm_mday = d;
+		tm.tm_hour = h;
+		tm.tm_min = mi;
+		tm.tm_sec = sec;
+		if ((t = timegm(&tm)) == (time_t)-1)
+			return -1;
+		return (long long)t * 1000;
+	}
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (*p - '0');
+		if (v > 100000000000LL)
+			return -1;
+	}
+	if (*p == '\0')
+		return v * 1000; /* epoch seconds */
+	switch (*p) {
+	case 's':
+		unit = 1;
+		break;
+	case 'm':
+		unit = 60;
+		break;
+	case 'h':
+		unit = 3600;
+		break;
+	case 'd':
+		unit = 86400;
+		break;
+	case 'w':
+		unit = 7 * 86400;
+		break;
+	default:
+		return -1;
+	}
+	if (p[1] != '\0' || v * unit * 1000 > now_ms)
+		return -1;
+	return now_ms - v * unit * 1000;
 }
