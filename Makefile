@@ -3,7 +3,10 @@
 #   make run        run it in the foreground on conf/outbound-milter.conf
 #   make check      build and run every test (starts its own Redis and Postfix)
 #   make check-asan unit, integration and milter tests under ASan+UBSan
+#   make check-faults  fault, load and bad-input tests (Redis outages, kills, 10,000 messages)
 #   make fuzz       run every fuzz target for FUZZ_SECONDS (default 600) each
+#   make lint       cppcheck and clang-tidy over milter/
+#   make bench      benchmarks (not tests): ratios against Postfix alone and an accept-all filter
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX   ?= /usr/local
@@ -14,7 +17,7 @@ SYSCONFDIR ?= /etc
 MANDIR   ?= $(PREFIX)/share/man
 
 CC       ?= cc
-PKGS     := milter hiredis libconfuse libpsl libidn2
+PKGS     := milter hiredis libconfuse libpsl libidn2 libcares
 B        ?= build
 VERSION  := 0.1.0
 
@@ -43,7 +46,7 @@ TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%) \
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/tools/%)
 
-.PHONY: all deps run check check-asan tests install clean bench fuzz
+.PHONY: all deps run check check-asan check-faults tests install clean bench fuzz lint
 all: $(BINS)
 
 deps:
@@ -98,6 +101,18 @@ check-asan: deps
 		LDFLAGS="-fsanitize=address,undefined" tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		tests/run-all build/asan unit integration milter
+
+check-faults: deps
+	$(MAKE) tests
+	tests/run-all $(B) faults
+
+lint: deps
+	tests/lint
+
+bench: deps
+	contrib/install-deps --bench
+	$(MAKE) tests
+	tests/bench/run $(B)
 
 # Longer fuzzing runs: FUZZ_SECONDS per target (make check runs 30 s each).
 FUZZ_SECONDS ?= 600

@@ -33,20 +33,41 @@ static const char *macro(SMFICTX *ctx, const char *name)
 	return v ? v : "";
 }
 
-static struct conn_state *conn_get(SMFICTX *ctx)
-{
-	struct conn_state *c = smfi_getpriv(ctx);
+/* libmilter's private data of one connection */
+struct session {
+	unsigned long no_reply;  /* SMFIP_NR_* steps negotiated: they answer SMFIS_NOREPLY */
+	struct conn_state conn;
+};
 
-	if (c == NULL) { /* connect info not sent: an unknown client */
+/* the connection's session, created when missing (an unknown client until connect) */
+static struct session *session_get(SMFICTX *ctx)
+{
+	struct session *s = smfi_getpriv(ctx);
+
+	if (s == NULL) {
 		struct ipaddr none = {0};
 
-		c = malloc(sizeof(*c));
-		if (c == NULL)
+		s = calloc(1, sizeof(*s));
+		if (s == NULL)
 			return NULL;
-		policy_conn_init(c, &none, macro(ctx, "{daemon_name}"));
-		smfi_setpriv(ctx, c);
+		policy_conn_init(&s->conn, &none, macro(ctx, "{daemon_name}"));
+		smfi_setpriv(ctx, s);
 	}
-	return c;
+	return s;
+}
+
+/* the connection state, or NULL before any */
+static struct conn_state *conn_of(SMFICTX *ctx)
+{
+	struct session *s = smfi_getpriv(ctx);
+	return s ? &s->conn : NULL;
+}
+
+/* a step negotiated without reply answers SMFIS_NOREPLY whatever happened */
+static sfsistat answer(SMFICTX *ctx, unsigned long step, sfsistat v)
+{
+	struct session *s = smfi_getpriv(ctx);
+	return s != NULL && (s->no_reply & step) ? SMFIS_NOREPLY : v;
 }
 
 /* end the transaction in progress without delivery: reservations go back */
@@ -80,12 +101,18 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 {
 	const unsigned long skip = SMFIP_NOHELO | SMFIP_NOEOH | SMFIP_NOBODY |
 				   SMFIP_NOUNKNOWN | SMFIP_NODATA;
+	/* connect, MAIL FROM and headers never change the outcome: no reply needed */
+	const unsigned long no_reply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_HDR;
+	struct session *s = session_get(ctx);
+
 	(void)f2;
 	(void)f3;
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
-	*pf1 = f1 & skip;
+	*pf1 = f1 & (skip | (s != NULL ? no_reply : 0));
 	*pf2 = 0;
 	*pf3 = 0;
+	if (s != NULL)
+		s->no_reply = *pf1 & no_reply;
 	if (f0 & SMFIF_SETSYMLIST) {
 		smfi_setsymlist(ctx, SMFIM_CONNECT, "{daemon_name}");
 		smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen}");
@@ -97,42 +124,36 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 
 static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
-	struct conn_state *c;
+	struct session *s;
 	struct ipaddr ip;
 
 	(void)hostname;
 	ENTER();
-	c = smfi_getpriv(ctx);
-	if (c == NULL) {
-		c = malloc(sizeof(*c));
-		if (c == NULL)
-			LEAVE(SMFIS_TEMPFAIL);
-		smfi_setpriv(ctx, c);
-	} else {
-		transaction_end(c);
-	}
+	if ((s = session_get(ctx)) == NULL)
+		LEAVE(answer(ctx, SMFIP_NR_CONN, SMFIS_TEMPFAIL));
+	transaction_end(&s->conn);
 	ipaddr_from_sockaddr((const struct sockaddr *)hostaddr, &ip);
-	policy_conn_init(c, &ip, macro(ctx, "{daemon_name}"));
-	LEAVE(SMFIS_CONTINUE);
+	policy_conn_init(&s->conn, &ip, macro(ctx, "{daemon_name}"));
+	LEAVE(answer(ctx, SMFIP_NR_CONN, SMFIS_CONTINUE));
 }
 
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 {
-	struct conn_state *c;
+	struct session *s;
 
 	ENTER();
-	c = conn_get(ctx);
-	if (c == NULL)
-		LEAVE(SMFIS_TEMPFAIL);
-	transaction_end(c);
-	policy_mail(c, argv && argv[0] ? argv[0] : "", macro(ctx, "{auth_authen}"), macro(ctx, "i"));
+	if ((s = session_get(ctx)) == NULL)
+		LEAVE(answer(ctx, SMFIP_NR_MAIL, SMFIS_TEMPFAIL));
+	transaction_end(&s->conn);
+	policy_mail(&s->conn, argv && argv[0] ? argv[0] : "", macro(ctx, "{auth_authen}"),
+		    macro(ctx, "i"));
 	atomic_fetch_add(&open_transactions, 1);
-	LEAVE(SMFIS_CONTINUE);
+	LEAVE(answer(ctx, SMFIP_NR_MAIL, SMFIS_CONTINUE));
 }
 
 static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 {
-	struct conn_state *c = smfi_getpriv(ctx);
+	struct conn_state *c = conn_of(ctx);
 	struct rcpt_result res;
 
 	ENTER();
@@ -153,12 +174,12 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 
 static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 {
-	struct conn_state *c = smfi_getpriv(ctx);
+	struct conn_state *c = conn_of(ctx);
 
 	ENTER();
 	if (c != NULL && name != NULL)
 		policy_header(c, name, value);
-	LEAVE(SMFIS_CONTINUE);
+	LEAVE(answer(ctx, SMFIP_NR_HDR, SMFIS_CONTINUE));
 }
 
 /* apply the header changes and the hold of the end-of-message result */
@@ -178,7 +199,7 @@ static int apply_changes(SMFICTX *ctx, const struct eom_result *res)
 
 static sfsistat cb_eom(SMFICTX *ctx)
 {
-	struct conn_state *c = smfi_getpriv(ctx);
+	struct conn_state *c = conn_of(ctx);
 	struct eom_result res;
 	const char *qid = macro(ctx, "i");
 
@@ -215,7 +236,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 
 static sfsistat cb_abort(SMFICTX *ctx)
 {
-	struct conn_state *c = smfi_getpriv(ctx);
+	struct conn_state *c = conn_of(ctx);
 
 	ENTER();
 	if (c != NULL)
@@ -225,13 +246,13 @@ static sfsistat cb_abort(SMFICTX *ctx)
 
 static sfsistat cb_close(SMFICTX *ctx)
 {
-	struct conn_state *c = smfi_getpriv(ctx);
+	struct session *s = smfi_getpriv(ctx);
 
 	ENTER();
-	if (c != NULL) {
-		transaction_end(c);
-		policy_conn_end(c);
-		free(c);
+	if (s != NULL) {
+		transaction_end(&s->conn);
+		policy_conn_end(&s->conn);
+		free(s);
 		smfi_setpriv(ctx, NULL);
 	}
 	LEAVE(SMFIS_CONTINUE);
