@@ -15,6 +15,8 @@ SBINDIR  ?= $(PREFIX)/sbin
 BINDIR   ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 MANDIR   ?= $(PREFIX)/share/man
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+DOCDIR   ?= $(PREFIX)/share/doc/outbound-milter
 
 CC       ?= cc
 PKGS     := milter hiredis libconfuse libpsl libidn2 libcares
@@ -129,6 +131,12 @@ install: all
 	install -m 0644 doc/outboundctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 doc/outbound-milter.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 doc/outbound-milter.8 $(DESTDIR)$(MANDIR)/man8/
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/etc/outbound-milter/|$(SYSCONFDIR)/outbound-milter/|g' \
+		contrib/outbound-milter.service >$(DESTDIR)$(UNITDIR)/outbound-milter.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/outbound-milter.service
+	install -m 0644 contrib/postfix/main.cf.snippet contrib/postfix/master.cf.snippet \
+		contrib/sendmail/outbound-milter.mc doc/REDIS.md $(DESTDIR)$(DOCDIR)/examples/
 
 clean:
 	rm -rf build

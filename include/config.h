@@ -98,6 +98,8 @@ struct config {
 	long relationship_max;
 	bool mx_grouping;
 	long mx_cache_ttl;      /* seconds */
+	int dns_timeout_ms;     /* the longest an MX lookup waits for DNS */
+	char *dns_server;       /* "" system resolvers, "IP", "IP:PORT", "[IPv6]:PORT" */
 	long reservation_ttl;   /* seconds an unconfirmed reservation lives */
 	long log_max_entries;   /* decision log (Redis stream) length, 0 = no log */
 

@@ -8,6 +8,15 @@
  * settings (socket or host/port, timeout_ms, AUTH from password_file with
  * the optional ACL user, SELECT db). The milter never uses this module;
  * its own access to Redis is store.h. Out of memory ends the program.
+ *
+ * Below the reads: the views of outboundctl's commands (stats, top,
+ * sender, network, log lines, metrics), each gathered in one go and then
+ * written as a table for people or as JSON, and the small output helpers
+ * they share (JSON writer, text tables, times and durations).
+ *
+ * A window counts committed and pending units; a reservation that
+ * expired unconfirmed still counts until the milter's next check on that
+ * window removes it.
  */
 #ifndef OBM_OPSREAD_H
 #define OBM_OPSREAD_H
@@ -16,6 +25,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "address.h"
 #include "config.h"
 #include "ratelimit.h"
 
@@ -244,5 +254,90 @@ void ops_duration(char *buf, size_t size, long long seconds);
  * before NOW_MS (90s, 15m, 2h, 7d, 1w). -1 when it is none of these.
  */
 long long ops_parse_time(const char *s, long long now_ms);
+
+/* ---- views: what the commands show, gathered, then as JSON or text ------------- */
+
+#define OPS_TOP_SENDERS 10 /* stats and metrics list that many senders */
+#define OPS_TOP_SHOW 5     /* top: senders and recent tempfails shown */
+#define OPS_NETWORK_TOP 20 /* network: scope values shown */
+#define OPS_SENDER_MAX (ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2) /* an address or login */
+
+/* personal, bulk, spam-risk or unknown */
+bool ops_class_known(const char *name);
+
+/* one network's line: its counters and the busiest scope value of each rule */
+struct ops_net {
+	const char *name;
+	long long accepted, tempfailed, monitor_tempfailed;
+	const struct ops_usage *busy; /* the first of n_busy rows of ops_stats.usage */
+	size_t n_busy;
+};
+
+/* stats, top and metrics: the fleet counters of some hours and the windows now */
+struct ops_stats {
+	int hours;
+	struct ops_counts fields; /* counter fields added up */
+	struct ops_counts top;    /* senders, most recipients first */
+	struct ops_usages usage;  /* the busiest scope value per (network, rule) */
+	struct ops_counts names;  /* network names (owns ops_net.name) */
+	struct ops_net *nets;     /* most recipients first */
+	size_t n_nets;
+	bool monitor;             /* monitor-mode counters present */
+};
+
+/* counters of HOURS buckets, every window now, TOP_N senders; -1 on error */
+int ops_stats_gather(struct opsread *o, int hours, size_t top_n, struct ops_stats *v);
+void ops_stats_free(struct ops_stats *v);
+/* the members of the stats object, inside an open one */
+void ops_stats_json_body(struct ops_json *w, const struct ops_stats *v, long long now_ms);
+void ops_stats_print(FILE *f, const struct ops_stats *v, long long now_ms);
+/* one screen of outboundctl top (TF: recent tempfail entries) */
+void ops_top_frame(FILE *f, const struct ops_stats *v, const struct ops_entries *tf,
+		   long long now_ms, long interval);
+
+/* a decision log entry as JSON, and as a line like the daemon's decision line */
+void ops_json_entry(struct ops_json *w, const struct ops_entry *e);
+void ops_log_line(FILE *f, const struct ops_entry *e);
+
+/* sender: everything about one sender (NAME set by the caller) */
+struct ops_sender {
+	char name[OPS_SENDER_MAX];
+	struct ops_counts day, hour;           /* counters: last 24 h, this hour */
+	struct ops_counts nets_day, nets_hour; /* accepted recipients per network */
+	struct ops_usages windows;             /* the windows its mail counts in */
+	struct ops_entries decisions;          /* newest first */
+	long long velocity, relationships, ttl;
+	int blocked;
+	char reason[512];
+};
+
+int ops_sender_gather(struct opsread *o, struct ops_sender *v);
+void ops_sender_free(struct ops_sender *v);
+void ops_sender_json(FILE *f, const struct ops_sender *v);
+void ops_sender_print(FILE *f, const struct ops_sender *v);
+
+/* network: one network's counters this hour and its busiest scope values (NAME set) */
+struct ops_network {
+	const char *name;
+	struct ops_counts fields;
+	struct ops_usages usage; /* busiest first */
+	long long accepted, tempfailed, monitor_tempfailed;
+	char **mx_domains; /* domains grouped into it by their MX hosts, newest first */
+	size_t n_mx_domains;
+};
+
+int ops_network_gather(struct opsread *o, struct ops_network *v);
+void ops_network_free(struct ops_network *v);
+void ops_network_json(FILE *f, const struct ops_network *v, long long now_ms);
+void ops_network_print(FILE *f, const struct ops_network *v, long long now_ms);
+
+/*
+ * metrics: the Prometheus text exposition (or JSON) of the current hour
+ * bucket, the blocks and the log length; ops_metrics_down only says
+ * outbound_milter_up 0
+ */
+void ops_metrics_write(FILE *f, const struct ops_stats *v, long long blocked, long long log_len,
+		       long long now_ms, bool json);
+void ops_metrics_down(FILE *f);
 
 #endif

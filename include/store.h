@@ -146,4 +146,39 @@ const char *store_last_error(void);
 /* close this thread's connection (also done automatically at thread exit) */
 void store_disconnect(void);
 
+/*
+ * MX grouping (mx.c, doc/REDIS.md):
+ *   PREFIX{mx:DOMAIN}  string, DOMAIN's MX hosts best first ("mx H1 H2 ...")
+ *                      or "none"; TTL as given
+ *   PREFIX{mx}:net:NET sorted set, domain -> last grouped into NET (ms);
+ *                      entries older than STORE_MX_KEEP_S dropped, at most
+ *                      STORE_MX_NET_MAX kept; TTL STORE_MX_KEEP_S
+ */
+#define STORE_MX_KEEP_S 691200 /* 8 days */
+#define STORE_MX_NET_MAX 100000
+
+/*
+ * The cached MX answer of DOMAIN into BUF and its remaining lifetime into
+ * *TTL_MS: STORE_OK; STORE_OVER when there is none (or it does not fit).
+ */
+int store_mx_get(const struct config *cfg, const char *domain, char *buf, size_t size,
+		 long long *ttl_ms);
+
+/*
+ * One round trip: cache VALUE for DOMAIN for TTL_SECONDS (VALUE NULL:
+ * nothing cached) and, with NETWORK, record that DOMAIN was grouped into
+ * NETWORK at NOW_MS (0: now).
+ */
+int store_mx_put(const struct config *cfg, const char *domain, const char *value,
+		 long ttl_seconds, const char *network, long long now_ms);
+
+/*
+ * The domains grouped into NETWORK by their MX hosts in the last
+ * STORE_MX_KEEP_S, most recent first: FN for each, returns how many or
+ * STORE_ERR (outboundctl network NAME).
+ */
+long store_mx_network_list(const struct config *cfg, const char *network,
+			   void (*fn)(void *arg, const char *domain, long long last_seen_ms),
+			   void *arg);
+
 #endif

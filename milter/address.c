@@ -27,7 +27,7 @@
 #include "address.h"
 
 /* longest UTF-8 domain handed to libidn2 (4 bytes per code point at most) */
-#define DOMAIN_RAW_MAX (4 * ADDR_DOMAIN_MAX)
+#define DOMAIN_RAW_MAX ((size_t)4 * ADDR_DOMAIN_MAX)
 
 static int ascii_lower(int c)
 {

@@ -29,18 +29,23 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <confuse.h>
 #include <idn2.h>
 
 #include "cidr.h"
 #include "config.h"
+#include "mx.h"
 
 #define NAME_MAX_LEN 64 /* network and limit names: they become part of Redis keys */
 #define DOMAIN_MAX_LEN 253
@@ -132,6 +137,8 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("relationship_max", 10000, CFGF_NONE),
 	CFG_BOOL("mx_grouping", cfg_false, CFGF_NONE),
 	CFG_INT("mx_cache_ttl", 86400, CFGF_NONE),
+	CFG_INT("dns_timeout_ms", 300, CFGF_NONE),
+	CFG_STR("dns_server", "", CFGF_NONE),
 	CFG_INT("reservation_ttl", 300, CFGF_NONE),
 	CFG_INT("log_max_entries", 100000, CFGF_NONE),
 	CFG_SEC("redis", redis_opts, CFGF_NONE),
@@ -954,6 +961,41 @@ static void get_cidrs(struct load *ld, cfg_t *sec, const char *name, struct cidr
 	}
 }
 
+/*
+ * The Redis password file must exist, be readable (by whoever loads the
+ * configuration: at a reload that is the unprivileged user), be a regular
+ * file with an absolute path (the daemon changes to / when it detaches),
+ * and be closed to other users: a password everybody can read protects
+ * nothing, so such a file is refused rather than used.
+ */
+static void check_password_file(struct load *ld, cfg_t *sec, const char *path)
+{
+	int line = value_line(ld, sec, "password_file", 0);
+	struct stat st;
+	int fd;
+
+	if (path == NULL || path[0] == '\0')
+		return;
+	if (path[0] != '/') {
+		problem(ld, line, true, "redis: password_file '%s' must be an absolute path", path);
+		return;
+	}
+	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		problem(ld, line, true, "redis: password_file %s: %s", path, strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) != 0)
+		problem(ld, line, true, "redis: password_file %s: %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		problem(ld, line, true, "redis: password_file %s is not a regular file", path);
+	else if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0)
+		problem(ld, line, true, "redis: password_file %s has mode %04o: other users "
+			"can read or change the password (chmod o-rw)", path,
+			(unsigned)(st.st_mode & 07777));
+	close(fd);
+}
+
 static void build_redis(struct load *ld, cfg_t *sec, struct redis_conf *r)
 {
 	const char *pfx = "redis: ";
@@ -963,6 +1005,7 @@ static void build_redis(struct load *ld, cfg_t *sec, struct redis_conf *r)
 	r->socket = get_str(ld, sec, "socket");
 	r->user = get_str(ld, sec, "user");
 	r->password_file = get_str(ld, sec, "password_file");
+	check_password_file(ld, sec, r->password_file);
 	r->db = (int)get_int(ld, sec, pfx, "db", 0, INT_MAX);
 	r->prefix = get_str(ld, sec, "prefix");
 	r->timeout_ms = (int)get_int(ld, sec, pfx, "timeout_ms", 1, 60000);
@@ -1251,6 +1294,17 @@ static void build_root(struct load *ld, cfg_t *root, struct config *c)
 	c->relationship_max = get_int(ld, root, "", "relationship_max", 1, LONG_MAX);
 	c->mx_grouping = cfg_getbool(root, "mx_grouping");
 	c->mx_cache_ttl = get_int(ld, root, "", "mx_cache_ttl", 1, LONG_MAX);
+	c->dns_timeout_ms = (int)get_int(ld, root, "", "dns_timeout_ms", 1, 5000);
+	c->dns_server = get_str(ld, root, "dns_server");
+	if (c->dns_server != NULL) {
+		char addr[INET6_ADDRSTRLEN + 1];
+		int port;
+
+		if (mx_server_parse(c->dns_server, addr, sizeof(addr), &port) != 0)
+			problem(ld, value_line(ld, root, "dns_server", 0), true,
+				"dns_server '%s': not an IP address, IP:PORT or [IPv6]:PORT "
+				"(\"\" for the resolvers of /etc/resolv.conf)", c->dns_server);
+	}
 	c->reservation_ttl = get_int(ld, root, "", "reservation_ttl", 10, 3600);
 	c->log_max_entries = get_int(ld, root, "", "log_max_entries", 0, 100000000);
 
@@ -1560,6 +1614,7 @@ void config_free(struct config *cfg)
 	strlist_free(&cfg->exempt_senders);
 	free(cfg->exempt_clients.v);
 	free(cfg->subaddress_separator);
+	free(cfg->dns_server);
 
 	free(cfg->redis.host);
 	free(cfg->redis.socket);

@@ -150,7 +150,7 @@ static int socket_permissions(const struct config *cfg)
 	}
 	if (cfg->socket_group[0] == '\0')
 		return 0;
-	gr = getgrnam(cfg->socket_group);
+	gr = getgrnam(cfg->socket_group); /* cppcheck-suppress getgrnamCalled ; before any thread */
 	if (gr == NULL) {
 		log_msg(LOG_WARNING, NULL, "socket_group %s does not exist; %s keeps its group",
 			cfg->socket_group, path);
@@ -164,37 +164,126 @@ static int socket_permissions(const struct config *cfg)
 	return 0;
 }
 
+/*
+ * Switch to `group` and `user` for good: supplementary groups first, then
+ * the group, then the user, and make sure root cannot be regained. Any
+ * failure stops the start: a daemon told to give up root never goes on
+ * running as root. Started by that user already (no root), there is
+ * nothing to switch.
+ */
 static int drop_privileges(const struct config *cfg)
 {
-	if (cfg->group[0] != '\0') {
-		struct group *gr = getgrnam(cfg->group);
-		if (gr == NULL || setgid(gr->gr_gid) != 0) {
-			log_msg(LOG_ERR, NULL, "cannot switch to group %s", cfg->group);
+	const char *who = cfg->user[0] != '\0' ? cfg->user : cfg->group;
+	bool have_user = cfg->user[0] != '\0';
+	uid_t uid = getuid();
+	gid_t gid;
+
+	if (!have_user && cfg->group[0] == '\0')
+		return 0;
+	/* looked up while still root; the entries are copied at once */
+	if (have_user) {
+		struct passwd *pw;
+
+		errno = 0;
+		pw = getpwnam(cfg->user); /* cppcheck-suppress getpwnamCalled ; before any thread */
+		if (pw == NULL) {
+			log_msg(LOG_ERR, NULL, "cannot switch to user %s: %s", cfg->user,
+				errno != 0 ? strerror(errno) : "no such user");
 			return -1;
 		}
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
 	}
-	if (cfg->user[0] != '\0') {
-		struct passwd *pw = getpwnam(cfg->user);
-		if (pw == NULL ||
-		    initgroups(pw->pw_name, cfg->group[0] ? getgid() : pw->pw_gid) != 0 ||
-		    (cfg->group[0] == '\0' && setgid(pw->pw_gid) != 0) ||
-		    setuid(pw->pw_uid) != 0) {
-			log_msg(LOG_ERR, NULL, "cannot switch to user %s", cfg->user);
+	if (cfg->group[0] != '\0') {
+		struct group *gr;
+
+		errno = 0;
+		gr = getgrnam(cfg->group); /* cppcheck-suppress getgrnamCalled ; before any thread */
+		if (gr == NULL) {
+			log_msg(LOG_ERR, NULL, "cannot switch to group %s: %s", cfg->group,
+				errno != 0 ? strerror(errno) : "no such group");
 			return -1;
 		}
+		gid = gr->gr_gid;
+	}
+	if (geteuid() != 0) {
+		if (getuid() == uid && geteuid() == uid && getgid() == gid && getegid() == gid)
+			return 0;
+		log_msg(LOG_ERR, NULL, "cannot switch to %s %s: not started as root",
+			have_user ? "user" : "group", who);
+		return -1;
+	}
+	if ((have_user ? initgroups(cfg->user, gid) : setgroups(1, &gid)) != 0 ||
+	    setgid(gid) != 0 || (have_user && setuid(uid) != 0)) {
+		log_msg(LOG_ERR, NULL, "cannot switch to %s %s: %s", have_user ? "user" : "group",
+			who, strerror(errno));
+		return -1;
+	}
+	if (getgid() != gid || getegid() != gid ||
+	    (have_user && (getuid() != uid || geteuid() != uid)) ||
+	    (have_user && uid != 0 && setuid(0) == 0)) {
+		log_msg(LOG_ERR, NULL, "switching to %s %s did not drop root", have_user ? "user" : "group",
+			who);
+		return -1;
 	}
 	return 0;
 }
 
-static int detach(const char *pid_file)
+/*
+ * After the switch: the user the daemon now runs as must be able to read
+ * the Redis password file, or every connection to Redis would fail.
+ */
+static int check_password_access(const struct config *cfg)
+{
+	const char *file = cfg->redis.password_file;
+
+	if (file == NULL || file[0] == '\0' || access(file, R_OK) == 0)
+		return 0;
+	log_msg(LOG_ERR, NULL, "redis: password_file %s cannot be read by uid %ld: %s", file,
+		(long)getuid(), strerror(errno));
+	return -1;
+}
+
+/* the pid file, created before privileges are dropped and before the fork */
+static FILE *pid_file_open(const char *pid_file)
+{
+	FILE *f;
+
+	if (pid_file[0] == '\0')
+		return NULL;
+	f = fopen(pid_file, "w");
+	if (f == NULL)
+		log_msg(LOG_ERR, NULL, "cannot write pid_file %s: %s", pid_file, strerror(errno));
+	return f;
+}
+
+/*
+ * Go to the background. The parent writes the child's pid to PIDF before it
+ * exits, so whoever waits for the parent (systemd's Type=forking) finds the
+ * file complete.
+ */
+static int detach(FILE *pidf)
 {
 	pid_t pid = fork();
 	int fd;
 
 	if (pid < 0)
 		return -1;
-	if (pid > 0)
+	if (pid > 0) {
+		if (pidf != NULL) {
+			bool bad = fprintf(pidf, "%ld\n", (long)pid) < 0;
+
+			if (fclose(pidf) != 0 || bad) {
+				log_msg(LOG_ERR, NULL, "cannot write the pid file: %s",
+					strerror(errno));
+				kill(pid, SIGTERM);
+				_exit(1);
+			}
+		}
 		_exit(0);
+	}
+	if (pidf != NULL)
+		fclose(pidf);
 	if (setsid() < 0 || chdir("/") != 0)
 		return -1;
 	fd = open("/dev/null", O_RDWR);
@@ -204,16 +293,6 @@ static int detach(const char *pid_file)
 		dup2(fd, 2);
 		if (fd > 2)
 			close(fd);
-	}
-	if (pid_file[0] != '\0') {
-		FILE *f = fopen(pid_file, "w");
-		if (f == NULL) {
-			log_msg(LOG_ERR, NULL, "cannot write pid_file %s: %s", pid_file,
-				strerror(errno));
-			return -1;
-		}
-		fprintf(f, "%ld\n", (long)getpid());
-		fclose(f);
 	}
 	return 0;
 }
@@ -234,7 +313,9 @@ int main(int argc, char **argv)
 	sigset_t block;
 	bool stopping = false;
 	struct sigaction sa;
-	int ch;
+	FILE *pidf = NULL;
+	mode_t old_umask;
+	int ch, opened;
 
 	while ((ch = getopt(argc, argv, "c:ftVh")) != -1) {
 		switch (ch) {
@@ -280,20 +361,26 @@ int main(int argc, char **argv)
 		log_msg(LOG_ERR, NULL, "cannot register the filter on %s", cfg->socket);
 		return 1;
 	}
-	/* true: remove a stale unix socket left by a crash */
-	if (smfi_opensocket(true) == MI_FAILURE) {
+	/*
+	 * true: remove a stale unix socket left by a crash. The socket is
+	 * created closed to everyone but root, then given socket_mode and
+	 * socket_group, so that no other user can slip in meanwhile.
+	 */
+	old_umask = umask(0177);
+	opened = smfi_opensocket(true);
+	umask(old_umask);
+	if (opened == MI_FAILURE) {
 		log_msg(LOG_ERR, NULL, "cannot open socket %s", cfg->socket);
 		return 1;
 	}
 	if (socket_permissions(cfg) != 0)
 		return 1;
-	if (!foreground && detach(cfg->pid_file) != 0) {
-		log_msg(LOG_ERR, NULL, "cannot detach: %s", strerror(errno));
-		return 1;
-	}
-	if (drop_privileges(cfg) != 0)
-		return 1;
 
+	/*
+	 * The handlers are in place before the starter returns: a SIGHUP or
+	 * SIGTERM sent right after the start is queued in the pipe for the
+	 * main loop rather than killing the process.
+	 */
 	if (pipe(wake_pipe) != 0) {
 		log_msg(LOG_ERR, NULL, "pipe: %s", strerror(errno));
 		return 1;
@@ -306,6 +393,16 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+
+	/* everything that can stop the start fails here, before detaching */
+	if (!foreground && (pidf = pid_file_open(cfg->pid_file)) == NULL && cfg->pid_file[0] != '\0')
+		return 1;
+	if (drop_privileges(cfg) != 0 || check_password_access(cfg) != 0)
+		return 1;
+	if (!foreground && detach(pidf) != 0) {
+		log_msg(LOG_ERR, NULL, "cannot detach: %s", strerror(errno));
+		return 1;
+	}
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGHUP);

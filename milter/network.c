@@ -5,6 +5,8 @@
  *   - "invalid" when it is the null sender or did not parse;
  *   - the configured network whose domains list holds its domain or a parent
  *     of it (the most specific entry wins when several match);
+ *   - with mx_grouping, the configured network whose mx patterns match one
+ *     of the domain's MX hosts (mx.c);
  *   - its address literal ("[192.0.2.1]") for literal domains;
  *   - otherwise its registrable domain from the public suffix list
  *     (mail.example.co.uk -> example.co.uk), or the domain itself when it
@@ -12,6 +14,11 @@
  *
  * The public suffix list is loaded once per process: the distribution's
  * file when it is newer than the data built into libpsl, else the builtin.
+ *
+ * mx.c (c-ares and Redis) is an optional part: mx_network is a weak
+ * reference, so this file also builds alone (the address fuzz target) and
+ * then only has steps 1 and 3. Every program that loads a configuration
+ * has it, since config.c checks dns_server with mx_server_parse().
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -20,7 +27,10 @@
 
 #include <libpsl.h>
 
+#include "mx.h"
 #include "network.h"
+
+#pragma weak mx_network
 
 static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
 static const psl_ctx_t *psl_ctx; /* process lifetime, never freed */
@@ -126,5 +136,8 @@ const char *network_of(const struct config *cfg, const struct address *addr,
 	}
 	if (best != NULL && best->name != NULL)
 		return copy_out(best->name, buf, size);
+	if (cfg != NULL && cfg->mx_grouping && mx_network != NULL && buf != NULL && size > 0 &&
+	    mx_network(cfg, addr->domain, buf, size))
+		return buf;
 	return network_registrable(addr->domain, buf, size);
 }

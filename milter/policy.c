@@ -481,7 +481,7 @@ static void format_networks(const struct msg_state *m, char *buf, size_t size)
 				 m->nets[i].accepted);
 		if (w < 0 || (size_t)w >= size - len) {
 			if (size > 4)
-				strcpy(buf + size - 4, "...");
+				memcpy(buf + size - 4, "...", 4);
 			return;
 		}
 		len += (size_t)w;

@@ -656,6 +656,7 @@ static void store_batch_add(struct store_batch *b, int argc, const char **argv,
 		return;
 	if (b->sent == b->cap) {
 		size_t cap = b->cap ? 2 * b->cap : 16;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 		redisReply **r = realloc(b->replies, cap * sizeof(*r));
 
 		if (r == NULL) {
@@ -1439,4 +1440,171 @@ void store_disconnect(void)
 		return;
 	pthread_setspecific(store_tkey, NULL);
 	store_conn_free(s);
+}
+
+/* ---- MX grouping (mx.c) ------------------------------------------------------ */
+
+/* store_mx_key - "PREFIX{mx:DOMAIN}" or "PREFIX{mx}:net:NETWORK", malloc'd */
+static char *store_mx_key(const struct config *cfg, const char *what, const char *name,
+			  size_t *len)
+{
+	const char *prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
+	size_t size = strlen(prefix) + strlen(name) + 16;
+	char *k;
+
+	if ((k = malloc(size)) == NULL) {
+		store_fail("redis: out of memory");
+		return NULL;
+	}
+	if (strcmp(what, "net") == 0)
+		*len = (size_t)snprintf(k, size, "%s{mx}:net:%s", prefix, name);
+	else
+		*len = (size_t)snprintf(k, size, "%s{mx:%s}", prefix, name);
+	return k;
+}
+
+int store_mx_get(const struct config *cfg, const char *domain, char *buf, size_t size,
+		 long long *ttl_ms)
+{
+	struct store_batch b;
+	const redisReply *v, *t;
+	size_t klen;
+	char *key;
+	int rv = STORE_ERR;
+
+	if (domain == NULL || buf == NULL || size == 0) {
+		store_fail("redis: mx get: no domain or buffer");
+		return STORE_ERR;
+	}
+	if ((key = store_mx_key(cfg, "domain", domain, &klen)) == NULL)
+		return STORE_ERR;
+	if (store_batch_begin(&b, cfg, "mx get") != STORE_OK) {
+		free(key);
+		return STORE_ERR;
+	}
+	store_batch_simple(&b, "GET", key, klen, NULL, NULL);
+	store_batch_simple(&b, "PTTL", key, klen, NULL, NULL);
+	if (store_batch_run(&b) == STORE_OK) {
+		v = b.replies[0];
+		t = b.replies[1];
+		if (v->type == REDIS_REPLY_NIL) {
+			rv = STORE_OVER;
+		} else if (v->type != REDIS_REPLY_STRING || t->type != REDIS_REPLY_INTEGER) {
+			store_fail("redis: mx get: unexpected reply");
+		} else if (v->len >= size || t->integer == -2) {
+			rv = STORE_OVER; /* too long to be ours, or gone meanwhile */
+		} else {
+			memcpy(buf, v->str, v->len);
+			buf[v->len] = '\0';
+			if (ttl_ms != NULL)
+				*ttl_ms = t->integer; /* -1: no TTL (not one we wrote) */
+			rv = STORE_OK;
+		}
+	}
+	store_batch_end(&b);
+	free(key);
+	return rv;
+}
+
+int store_mx_put(const struct config *cfg, const char *domain, const char *value,
+		 long ttl_seconds, const char *network, long long now_ms)
+{
+	struct store_batch b;
+	char *key = NULL, *net = NULL;
+	size_t klen = 0, nlen = 0;
+	char ttl[24], now[24], cutoff[24], rank[24], keep[24];
+	int rv = STORE_ERR;
+
+	if (domain == NULL || (value != NULL && ttl_seconds < 1)) {
+		store_fail("redis: mx put: no domain or no TTL");
+		return STORE_ERR;
+	}
+	if (value == NULL && network == NULL)
+		return STORE_OK;
+	if (value != NULL && (key = store_mx_key(cfg, "domain", domain, &klen)) == NULL)
+		return STORE_ERR;
+	if (network != NULL && (net = store_mx_key(cfg, "net", network, &nlen)) == NULL)
+		goto out;
+	if (store_batch_begin(&b, cfg, "mx put") != STORE_OK)
+		goto out;
+	if (value != NULL) {
+		const char *argv[5] = { "SET", key, value, "EX", ttl };
+		size_t lens[5];
+
+		snprintf(ttl, sizeof(ttl), "%ld", ttl_seconds);
+		lens[0] = 3;
+		lens[1] = klen;
+		lens[2] = strlen(value);
+		lens[3] = 2;
+		lens[4] = strlen(ttl);
+		store_batch_add(&b, 5, argv, lens);
+	}
+	if (network != NULL) {
+		const char *member[1] = { domain };
+
+		if (now_ms <= 0)
+			now_ms = store_wall_ms();
+		snprintf(now, sizeof(now), "%lld", now_ms);
+		snprintf(cutoff, sizeof(cutoff), "(%lld", now_ms - STORE_MX_KEEP_S * 1000LL);
+		snprintf(rank, sizeof(rank), "%d", -(STORE_MX_NET_MAX + 1));
+		snprintf(keep, sizeof(keep), "%d", STORE_MX_KEEP_S);
+		store_batch_members(&b, "ZADD", net, nlen, now, member, 1, 0);
+		store_batch_simple(&b, "ZREMRANGEBYSCORE", net, nlen, "-inf", cutoff);
+		store_batch_simple(&b, "ZREMRANGEBYRANK", net, nlen, "0", rank);
+		store_batch_simple(&b, "EXPIRE", net, nlen, keep, NULL);
+	}
+	rv = store_batch_run(&b);
+	store_batch_end(&b);
+out:
+	free(key);
+	free(net);
+	return rv;
+}
+
+long store_mx_network_list(const struct config *cfg, const char *network,
+			   void (*fn)(void *arg, const char *domain, long long last_seen_ms),
+			   void *arg)
+{
+	const char *argv[5];
+	char min[24];
+	size_t klen, i;
+	redisReply *r;
+	char *key;
+	long count = 0;
+
+	if (network == NULL || fn == NULL) {
+		store_fail("redis: mx list: no network or function");
+		return STORE_ERR;
+	}
+	if ((key = store_mx_key(cfg, "net", network, &klen)) == NULL)
+		return STORE_ERR;
+	snprintf(min, sizeof(min), "%lld", store_wall_ms() - STORE_MX_KEEP_S * 1000LL);
+	argv[0] = "ZREVRANGEBYSCORE";
+	argv[1] = key;
+	argv[2] = "+inf";
+	argv[3] = min;
+	argv[4] = "WITHSCORES";
+	r = store_single(cfg, 5, argv);
+	free(key);
+	if (r == NULL)
+		return STORE_ERR;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
+		store_fail("redis: mx list: unexpected reply");
+		freeReplyObject(r);
+		return STORE_ERR;
+	}
+	for (i = 0; i + 1 < r->elements; i += 2) {
+		double ms;
+
+		if (r->element[i]->type != REDIS_REPLY_STRING ||
+		    !store_score_ms(r->element[i + 1], &ms)) {
+			store_fail("redis: mx list: unexpected reply");
+			freeReplyObject(r);
+			return STORE_ERR;
+		}
+		fn(arg, r->element[i]->str, (long long)ms);
+		count++;
+	}
+	freeReplyObject(r);
+	return count;
 }

@@ -1218,8 +1218,8 @@ int main(void)
 		cmocka_unit_test(test_redis_stuck),
 	};
 
-	/* OBM_TEST_FILTER=pattern runs only the matching tests */
-	if (getenv("OBM_TEST_FILTER") != NULL)
-		cmocka_set_test_filter(getenv("OBM_TEST_FILTER"));
+	/* OBM_CMOCKA_FILTER=pattern runs only the matching cmocka tests */
+	if (getenv("OBM_CMOCKA_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("OBM_CMOCKA_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -240,6 +240,8 @@ static void assert_defaults(const struct config *c)
 	assert_int_equal(c->relationship_max, 10000);
 	assert_false(c->mx_grouping);
 	assert_int_equal(c->mx_cache_ttl, 86400);
+	assert_int_equal(c->dns_timeout_ms, 300);
+	assert_string_equal(c->dns_server, "");
 	assert_int_equal(c->reservation_ttl, 300);
 	assert_int_equal(c->log_max_entries, 100000);
 
@@ -304,6 +306,7 @@ static const char *const all_options[] = {
 	"outbound_daemons", "outbound_networks", "local_domains", "exempt_senders",
 	"exempt_clients", "subaddress_separator", "learn_inbound", "learn_outbound",
 	"relationship_ttl", "relationship_max", "mx_grouping", "mx_cache_ttl",
+	"dns_timeout_ms", "dns_server",
 	"reservation_ttl", "log_max_entries", "redis", "host", "port", "password_file", "db", "prefix",
 	"timeout_ms", "on_error", "classify", "personal_max_recipients",
 	"personal_max_hourly", "min_known_ratio", "require_unsubscribe",
@@ -420,7 +423,12 @@ static void test_values_and_syntax(void **state)
 	struct config *c;
 
 	(void)state;
-	c = load_clean(
+	/* password_file must exist and be private to the daemon's user */
+	char pw[] = "/tmp/obm-test-pw.XXXXXX", text[4096];
+	int fd = mkstemp(pw);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(text, sizeof(text),
 		"socket = \"inet:10025@127.0.0.1\"\n"
 		"socket_mode = \"0600\"\n"
 		"socket_group = \"\"\n"
@@ -437,9 +445,10 @@ static void test_values_and_syntax(void **state)
 		"relationship_max = 500\n"
 		"mx_grouping = true\n"
 		"mx_cache_ttl = 600\n"
+		"dns_timeout_ms = 5000; dns_server = \"[2001:db8::53]:5353\"\n"
 		"reservation_ttl = 120\n"
 		"redis { host = \"redis.example\"; port = 6380; socket = \"/run/redis.sock\"\n"
-		"        user = \"milter\"; password_file = \"/etc/obm/pw\"; db = 3\n"
+		"        user = \"milter\"; password_file = \"%s\"; db = 3\n"
 		"        prefix = \"test:\"; timeout_ms = 50; on_error = tempfail }\n"
 		"classify { personal_max_recipients = 0; personal_max_hourly = 20\n"
 		"           min_known_ratio = 0.75; require_unsubscribe = false\n"
@@ -450,7 +459,8 @@ static void test_values_and_syntax(void **state)
 		"network Google { domains = {\"GMail.com\"}; mx = {\"*.Google.COM.\"} }\n"
 		"limit a { scope = sender_domain; count = messages; hourly = 0; burst = 0 }\n"
 		"limit b { scope = client; burst_window = 3600 }\n"
-		"limit c { scope = global; classes = {\"spam-risk\"} }\n");
+		"limit c { scope = global; classes = {\"spam-risk\"} }\n", pw);
+	c = load_clean(text);
 	assert_string_equal(c->socket, "inet:10025@127.0.0.1");
 	assert_int_equal(c->socket_mode, 0600);
 	assert_string_equal(c->socket_group, "");
@@ -479,13 +489,15 @@ static void test_values_and_syntax(void **state)
 	assert_int_equal(c->relationship_max, 500);
 	assert_true(c->mx_grouping);
 	assert_int_equal(c->mx_cache_ttl, 600);
+	assert_int_equal(c->dns_timeout_ms, 5000);
+	assert_string_equal(c->dns_server, "[2001:db8::53]:5353");
 	assert_int_equal(c->reservation_ttl, 120);
 
 	assert_string_equal(c->redis.host, "redis.example");
 	assert_int_equal(c->redis.port, 6380);
 	assert_string_equal(c->redis.socket, "/run/redis.sock");
 	assert_string_equal(c->redis.user, "milter");
-	assert_string_equal(c->redis.password_file, "/etc/obm/pw");
+	assert_string_equal(c->redis.password_file, pw);
 	assert_int_equal(c->redis.db, 3);
 	assert_string_equal(c->redis.prefix, "test:");
 	assert_int_equal(c->redis.timeout_ms, 50);
@@ -541,6 +553,7 @@ static void test_values_and_syntax(void **state)
 	assert_string_equal(c->socket_group, "x/*y*/");
 	assert_string_equal(c->pid_file, "/run/x//y.pid");
 	config_free(c);
+	unlink(pw);
 }
 
 static void test_overrides_and_classes(void **state)
@@ -619,6 +632,12 @@ static const struct bad_case errors[] = {
 	{"redis {\n  port = 65536\n}\n", 2, "port"},
 	{"redis { db = -1 }\n", 1, "db"},
 	{"reservation_ttl = 9\n", 1, "reservation_ttl"},
+	{"dns_timeout_ms = 0\n", 1, "dns_timeout_ms"},
+	{"\ndns_timeout_ms = 5001\n", 2, "dns_timeout_ms"},
+	{"dns_server = \"localhost\"\n", 1, "dns_server 'localhost'"},
+	{"dns_server = \"127.0.0.1:0\"\n", 1, "dns_server"},
+	{"dns_server = \"127.0.0.1:65536\"\n", 1, "dns_server"},
+	{"dns_server = \"[::1\"\n", 1, "dns_server"},
 	{"reservation_ttl = 3601\n", 1, "reservation_ttl"},
 	{"relationship_ttl = 0\n", 1, "relationship_ttl"},
 	{"classify {\n  personal_max_recipients = -1\n}\n", 2, "personal_max_recipients"},
