@@ -23,7 +23,7 @@
  * relationships (PREFIX{s:SENDER}:rel, recipient -> last seen), the
  * velocity set (PREFIX{s:SENDER}:vel, recipient -> last mailed, one hour,
  * at most VELOCITY_CAP) and blocks (PREFIX{s:SENDER}:block), and the hourly
- * statistics hashes PREFIX{stats}:YYYYMMDDHH. What the end of a message
+ * statistics (doc/REDIS.md: PREFIX{stats}:h:HOUR and others). What the end of a message
  * reads and writes goes as pipelines of single-key commands, one round
  * trip each (keys of different senders may live in different cluster
  * slots); every reply is read, so an error reply leaves the connection

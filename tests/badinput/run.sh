@@ -1,0 +1,102 @@
+#!/bin/bash
+# run.sh - the bad-input test: hostile addresses, headers, macros and
+# command sequences from tests/badinput/corpus/*.case, played against the
+# real milter (with a real Redis) by milter-client.pl over the milter
+# protocol, and the cases Postfix lets through sent through a private
+# Postfix by smtp-raw.pl. Every case must be answered (no crash, no hang)
+# with the documented reply, and afterwards every Redis key must follow the
+# schema of doc/REDIS.md (redis-keys.ere); the data written before the
+# Redis-looking input is still there (nothing was flushed).
+#
+#	bash tests/badinput/run.sh		(or: tests/run-all BUILD faults)
+#	OBM_BADINPUT_CASES="nul-bytes redis-syntax" runs only those cases
+. "$(dirname "$0")/../lib/common.sh"
+. "$OBM_SRCDIR/tests/lib/redis.sh"
+. "$OBM_SRCDIR/tests/lib/milter.sh"
+. "$OBM_SRCDIR/tests/lib/postfix.sh"
+. "$OBM_SRCDIR/tests/faults/lib/faults.bash"
+t_need redis-server redis-cli perl
+t_init badinput
+
+BI=$OBM_SRCDIR/tests/badinput
+
+redis_start
+MC_SOCKET=unix:$T/milter.sock
+milter_std_conf >"$T/m.conf"
+milter_start m "$T/m.conf" "$MC_SOCKET"
+mpid=${MILTER_PID[m]}
+mlog=$(milter_log m)
+
+# run_cases LABEL CASEFILE...: play cases, count their ok/not ok lines
+run_cases()
+{
+	local label=$1 out=$T/cases-$1.out rc np nf
+	shift
+	timeout -k 5 300 perl "$BI/milter-client.pl" --pid "$mpid" "$MC_SOCKET" "$@" >"$out" 2>&1
+	rc=$?
+	cat "$out"
+	np=$(grep -c '^ok - ' "$out")
+	nf=$(grep -c '^not ok - ' "$out")
+	T_PASS=$((T_PASS + np))
+	T_FAIL=$((T_FAIL + nf))
+	grep -q '^# end of cases' "$out" ||
+		t_fail "$label: the client ran to its end (status $rc)" "$(tail -n 5 "$out")"
+}
+
+# ---- over the milter protocol -------------------------------------------------
+
+cases=()
+if [ -n "${OBM_BADINPUT_CASES:-}" ]; then
+	for c in $OBM_BADINPUT_CASES; do
+		cases+=("$BI/corpus/$c.case")
+	done
+else
+	cases=("$BI"/corpus/*.case)
+fi
+for f in "${cases[@]}"; do
+	name=$(basename "$f" .case)
+	t0=$(t_now)
+	run_cases "$name" "$f"
+	t_diag "$name: $(awk -v a="$t0" -v b="$(t_now)" 'BEGIN { printf "%.1f s", b - a }')"
+	redis_schema_check "after $name"
+	t_ok "after $name: the milter is running" t_alive "$mpid"
+	[ "$name" = 00-baseline ] &&
+		baseline=$(rcli --scan --pattern 'obm:{google}:w:per-sender:base@example.com')
+done
+if [ -n "${baseline:-}" ]; then
+	t_is "nothing was flushed: the first case's rate window is still there" \
+		"$(rcli exists "$baseline")" 1
+fi
+t_file_unlike "milter log: no internal error" "$mlog" \
+	'out of memory|could not change the message|Internal error|451 4\.3\.0'
+t_file_unlike "milter log: no sanitizer report" "$mlog" \
+	'(Address|Leak|Undefined|Thread)Sanitizer|runtime error:'
+
+# ---- through Postfix ------------------------------------------------------------
+# Postfix refuses most of the above itself; what it lets through must reach
+# the milter and be answered as documented.
+if [ "$(id -u)" -eq 0 ] && command -v postfix >/dev/null && command -v smtp-sink >/dev/null &&
+   [ -z "${OBM_BADINPUT_CASES:-}" ]; then
+	sink_start s
+	pf_setup a s "$MC_SOCKET" tempfail
+	pf_start a
+	out=$T/smtp-raw.out
+	timeout -k 5 300 perl "$BI/smtp-raw.pl" "${PF_OUT[a]}" "$BI/smtp.cases" >"$out" 2>&1
+	cat "$out"
+	T_PASS=$((T_PASS + $(grep -c '^ok - ' "$out")))
+	T_FAIL=$((T_FAIL + $(grep -c '^not ok - ' "$out")))
+	grep -q '^# end of smtp cases' "$out" || t_fail "smtp-raw.pl ran to its end" "$(tail -n 5 "$out")"
+	pf_wait_settled a 30 || t_fail "Postfix delivered everything within 30 s"
+	t_is "through Postfix: every delivered message was classified (has X-Outbound-Class)" \
+		"$(sink_without_header s X-Outbound-Class)" 0
+	t_file_unlike "Postfix: the milter never failed (no default action applied)" \
+		"$(pf_maillog a)" 'milter.*(unexpected EOF|can.t read|read error|timeout)'
+	redis_schema_check "after the SMTP cases"
+	pf_stop a
+else
+	t_diag "SMTP cases skipped (need root, postfix and smtp-sink; all cases selected)"
+fi
+
+t_ok "the milter is still running" t_alive "$mpid"
+milter_stop m
+t_done
