@@ -258,7 +258,7 @@ sub check_reply
 		if ($e->{what} eq 'addheader') {
 			my ($name, $re) = split /~/, $e->{arg}, 2;
 			my @h = grep { lc($_->[0]) eq lc($name) } @{ $r->{add} };
-			ok(@h == 1 && (!defined $re || $h[0][1] =~ /$re/),
+			ok(scalar(@h == 1 && (!defined $re || $h[0][1] =~ /$re/)) ? 1 : 0,
 			    "$label: adds one $name" . (defined $re ? " matching /$re/" : ''),
 			    'got: ' . rdesc($r));
 		} elsif ($e->{what} eq 'quarantine') {
