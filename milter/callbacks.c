@@ -13,6 +13,13 @@
 #include "policy.h"
 
 static atomic_int busy_callbacks;
+static bool use_no_reply = true;
+
+void callbacks_no_reply(bool on)
+{
+	use_no_reply = on;
+}
+
 static atomic_int open_transactions;
 
 int callbacks_in_flight(void)
@@ -108,7 +115,7 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	(void)f2;
 	(void)f3;
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
-	*pf1 = f1 & (skip | (s != NULL ? no_reply : 0));
+	*pf1 = f1 & (skip | (s != NULL && use_no_reply ? no_reply : 0));
 	*pf2 = 0;
 	*pf3 = 0;
 	if (s != NULL)

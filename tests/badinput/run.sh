@@ -89,6 +89,23 @@ if [ "$(id -u)" -eq 0 ] && command -v postfix >/dev/null && command -v smtp-sink
 	pf_wait_settled a 30 || t_fail "Postfix delivered everything within 30 s"
 	t_is "through Postfix: every delivered message was classified (has X-Outbound-Class)" \
 		"$(sink_without_header s X-Outbound-Class)" 0
+	t_is "through Postfix: every accepted message arrived" "$(sink_ids s | tr '\n' ' ')" \
+		"smtp-baseline smtp-crlf smtp-emptyunsub smtp-garbagefrom smtp-hugeunsub smtp-long smtp-many smtp-nul smtp-redis smtp-utf8 "
+	hdr()
+	{
+		sink_header "$(sink_file_by_id s "$1")" X-Outbound-Class
+	}
+	t_like "through Postfix: a 100 KB List-Unsubscribe counts as one" \
+		"$(hdr smtp-hugeunsub)" 'reasons=.*list-unsubscribe'
+	t_unlike "through Postfix: an empty List-Unsubscribe does not" \
+		"$(hdr smtp-emptyunsub)" 'reasons=.*list-unsubscribe'
+	t_like "through Postfix: 1,000 recipients classified" "$(hdr smtp-many)" '; rcpts=1000;'
+	t_is "through Postfix: 1,000 recipients delivered" \
+		"$(grep -c '^X-Rcpt-Args:' "$(sink_file_by_id s smtp-many)")" 1000
+	t_like "through Postfix: garbage From headers are not aligned" \
+		"$(hdr smtp-garbagefrom)" '^personal; '
+	t_like "through Postfix: the Redis-looking recipients are classified" \
+		"$(hdr smtp-redis)" '; rcpts=4;'
 	t_file_unlike "Postfix: the milter never failed (no default action applied)" \
 		"$(pf_maillog a)" 'milter.*(unexpected EOF|can.t read|read error|timeout)'
 	redis_schema_check "after the SMTP cases"

@@ -161,7 +161,7 @@ sink_m=$(sink_msgs s)
 units=$(window_units)
 counted=$(stats_sum '^msg:')
 acc_r=$(stats_sum '^net:.*:accepted$')
-read -r aff_m aff_r aff_o < <(store_affected "$(milter_log m1)" "$(milter_log m2)")
+read -r aff_m aff_r _ < <(store_affected "$(milter_log m1)" "$(milter_log m2)")
 fig "milter-kill: delivered $sink_m messages / $sink_r recipients; Redis: $units units in the" \
 	"rate windows, msg:* $counted, net:*:accepted $acc_r; in flight at the kill and" \
 	"tempfailed to the client: $inflight_msgs messages / $inflight_rcpts recipients;" \

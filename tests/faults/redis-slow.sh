@@ -1,12 +1,15 @@
 #!/bin/bash
 # redis-slow.sh - Redis stuck (DEBUG SLEEP, longer than redis.timeout_ms)
-# while mail flows. Through the milter protocol (miltertest) every callback
-# that answers is timed, for a milter with on_error = accept and one with
-# on_error = tempfail: each must answer within timeout_ms + MARGIN_MS. At
-# the same time 10 SMTP sessions send through a private Postfix to the
-# accept milter; their slowest RCPT and end-of-data replies are printed,
-# none may hang, and every message is accounted for (sent = delivered +
-# tempfailed). Afterwards the milters use Redis again.
+# while mail flows. Over the milter protocol (miltertest, lib/slow.lua)
+# every callback that answers is timed, for a milter with on_error =
+# accept and one with on_error = tempfail: transactions whose recipients
+# were reserved just before Redis got stuck are finished (end of message,
+# abort), then whole transactions run while it is stuck. Each callback must
+# answer within timeout_ms + MARGIN_MS. At the same time 10 SMTP sessions
+# send through a private Postfix to the accept milter: their slowest RCPT
+# and end-of-data replies are printed, none may hang, and every message is
+# accounted for (sent = delivered + tempfailed). Afterwards the milters use
+# Redis again.
 . "$(dirname "$0")/../lib/common.sh"
 . "$OBM_SRCDIR/tests/lib/redis.sh"
 . "$OBM_SRCDIR/tests/lib/milter.sh"

@@ -162,7 +162,7 @@ pf_held_ids()
 
 sink_ids()
 {
-	find "${SINK_DIR[$1]}" -type f -exec grep -h '^X-Test-Id:' {} + 2>/dev/null |
+	find "${SINK_DIR[$1]}" -type f -exec grep -ah '^X-Test-Id:' {} + 2>/dev/null |
 		tr -d '\r' | sed 's/^X-Test-Id: *//' | sort -u
 }
 
@@ -235,7 +235,7 @@ account()
 sink_without_header()
 {
 	local n
-	n=$(find "${SINK_DIR[$1]}" -type f -exec grep -L "^$2:" {} + 2>/dev/null | wc -l)
+	n=$(find "${SINK_DIR[$1]}" -type f -exec grep -aL "^$2:" {} + 2>/dev/null | wc -l)
 	echo "${n:-0}"
 }
 
