@@ -40,7 +40,7 @@
 #include "log.h"
 #include "policy.h"
 
-#define SHUTDOWN_GRACE_MS 4000
+#define SHUTDOWN_GRACE_MS 3500
 
 static int wake_pipe[2] = {-1, -1};
 static int milter_status;

@@ -123,12 +123,44 @@ static void store_drop(struct store_conn *s)
 	memset(s->sha, 0, sizeof(s->sha));
 }
 
+/*
+ * Connections of threads that ended, kept for the next new thread:
+ * libmilter's workers come and go with the load, and a new connection
+ * costs a connect, a PING and a SCRIPT LOAD. Each connection still belongs
+ * to one thread at a time.
+ */
+#define STORE_SPARE_MAX 64
+static pthread_mutex_t store_spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct store_conn *store_spare[STORE_SPARE_MAX];
+static size_t store_n_spare;
+
+/* thread exit: keep the connection for another thread, or close it */
 static void store_conn_free(void *arg)
 {
 	struct store_conn *s = arg;
 
-	store_drop(s);
-	free(s);
+	pthread_mutex_lock(&store_spare_lock);
+	if (s->c != NULL && store_n_spare < STORE_SPARE_MAX) {
+		store_spare[store_n_spare++] = s;
+		s = NULL;
+	}
+	pthread_mutex_unlock(&store_spare_lock);
+	if (s != NULL) {
+		store_drop(s);
+		free(s);
+	}
+}
+
+/* a kept connection of an ended thread, or NULL */
+static struct store_conn *store_spare_take(void)
+{
+	struct store_conn *s = NULL;
+
+	pthread_mutex_lock(&store_spare_lock);
+	if (store_n_spare > 0)
+		s = store_spare[--store_n_spare];
+	pthread_mutex_unlock(&store_spare_lock);
+	return s;
 }
 
 static void store_key_init(void)
@@ -149,12 +181,15 @@ static struct store_conn *store_conn_get(void)
 	s = pthread_getspecific(store_tkey);
 	if (s != NULL)
 		return s;
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		store_fail("redis: out of memory");
-		return NULL;
+	if ((s = store_spare_take()) == NULL) {
+		if ((s = calloc(1, sizeof(*s))) == NULL) {
+			store_fail("redis: out of memory");
+			return NULL;
+		}
+		s->backoff_ms = STORE_BACKOFF_MIN_MS;
 	}
-	s->backoff_ms = STORE_BACKOFF_MIN_MS;
 	if (pthread_setspecific(store_tkey, s) != 0) {
+		store_drop(s);
 		free(s);
 		store_fail("redis: cannot set the per-thread connection");
 		return NULL;
@@ -270,10 +305,26 @@ static int store_handshake(redisContext *c, const struct redis_conf *rc, long lo
 	return store_setup_command(c, deadline, timeout_ms, 1, argv, lens);
 }
 
+/* store_backoff - no new connect on this thread before the back-off delay */
+static void store_backoff(struct store_conn *s)
+{
+	snprintf(s->conn_err, sizeof(s->conn_err), "%s", store_err);
+	s->retry_at = store_now_ms() + s->backoff_ms;
+	s->backoff_ms = s->backoff_ms * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS
+								 : s->backoff_ms * 2;
+}
+
 /*
- * store_connect - make sure this thread has a usable connection for CFG.
- * Fails at once while backing off after a failed connect.
+ * store_broken - a command failed (timeout, lost connection): drop the
+ * connection and back off, so that the rest of this callback fails at once
+ * instead of waiting for another connect to a stuck server.
  */
+static void store_broken(struct store_conn *s)
+{
+	store_drop(s);
+	store_backoff(s);
+}
+
 /*
  * store_conn_alive - a kept connection is still open. Redis never speaks
  * unasked, so anything readable on an idle connection means the server
@@ -287,6 +338,10 @@ static bool store_conn_alive(const redisContext *c)
 	return c->err == 0 && poll(&p, 1, 0) == 0;
 }
 
+/*
+ * store_connect - make sure this thread has a usable connection for CFG.
+ * Fails at once while backing off after a failed connect.
+ */
 static int store_connect(struct store_conn *s, const struct config *cfg)
 {
 	const struct redis_conf *rc = &cfg->redis;
@@ -335,10 +390,7 @@ static int store_connect(struct store_conn *s, const struct config *cfg)
 		redisFree(c);
 
 	/* back off before the next attempt on this thread */
-	snprintf(s->conn_err, sizeof(s->conn_err), "%s", store_err);
-	s->retry_at = store_now_ms() + s->backoff_ms;
-	s->backoff_ms = s->backoff_ms * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS
-								 : s->backoff_ms * 2;
+	store_backoff(s);
 	return -1;
 }
 
@@ -354,7 +406,7 @@ static redisReply *store_command(struct store_conn *s, const struct config *cfg,
 
 	if (r == NULL) {
 		store_io_error(s->c, argv[0], store_timeout_ms(cfg));
-		store_drop(s);
+		store_broken(s);
 	}
 	return r;
 }
@@ -692,7 +744,7 @@ static int store_batch_run(struct store_batch *b)
 
 		if (redisGetReply(b->s->c, (void **)&r) != REDIS_OK || r == NULL) {
 			store_io_error(b->s->c, b->what, store_timeout_ms(b->cfg));
-			store_drop(b->s);
+			store_broken(b->s);
 			b->rv = STORE_ERR;
 			return STORE_ERR;
 		}
@@ -1439,7 +1491,8 @@ void store_disconnect(void)
 	if (!store_key_ok || (s = pthread_getspecific(store_tkey)) == NULL)
 		return;
 	pthread_setspecific(store_tkey, NULL);
-	store_conn_free(s);
+	store_drop(s); /* closed, not kept for another thread */
+	free(s);
 }
 
 /* ---- MX grouping (mx.c) ------------------------------------------------------ */

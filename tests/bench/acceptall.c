@@ -7,7 +7,13 @@
  * simplest filter one can write. What it costs Postfix is the price of the
  * milter protocol itself, the floor outbound-milter is compared with.
  *
- *	acceptall -p SOCKET [-T TIMEOUT_S]
+ * With -n it negotiates the protocol shape outbound-milter asks for: the
+ * steps it skips (SMFIP_NOHELO, NOEOH, NOBODY, NOUNKNOWN, NODATA) and the
+ * no-reply steps (SMFIP_NR_CONN, NR_MAIL, NR_HDR, answered with
+ * SMFIS_NOREPLY): the same do-nothing filter with fewer exchanges, to show
+ * what that shape alone does to Postfix on a unix and on a TCP socket.
+ *
+ *	acceptall -p SOCKET [-n] [-T TIMEOUT_S]
  *	SOCKET is unix:PATH or inet:PORT@HOST (libmilter syntax). A unix
  *	socket is created mode 0666 so that Postfix (user postfix) can use it.
  *	SIGTERM or SIGINT stops it.
@@ -20,12 +26,50 @@
 
 #include <libmilter/mfapi.h>
 
+static const unsigned long no_reply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_HDR;
+static const unsigned long skip = SMFIP_NOHELO | SMFIP_NOEOH | SMFIP_NOBODY | SMFIP_NOUNKNOWN |
+				  SMFIP_NODATA;
+static int want_no_reply;
+
+/* the answer to a step: none when its no-reply flag was negotiated */
+static sfsistat aa_answer(SMFICTX *ctx, unsigned long step)
+{
+	unsigned long *nr = smfi_getpriv(ctx);
+
+	return nr != NULL && (*nr & step) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static sfsistat aa_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+			     unsigned long f2, unsigned long f3, unsigned long *pf0,
+			     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	unsigned long *nr = malloc(sizeof(*nr));
+
+	(void)f0;
+	(void)f2;
+	(void)f3;
+	if (nr == NULL)
+		return SMFIS_REJECT;	/* libmilter: give up on this connection */
+	*nr = f1 & no_reply;
+	smfi_setpriv(ctx, nr);
+	*pf0 = 0;
+	*pf1 = *nr | (f1 & skip);
+	*pf2 = 0;
+	*pf3 = 0;
+	return SMFIS_CONTINUE;
+}
+
 static sfsistat aa_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 {
-	(void)ctx;
 	(void)host;
 	(void)addr;
-	return SMFIS_CONTINUE;
+	return aa_answer(ctx, SMFIP_NR_CONN);
+}
+
+static sfsistat aa_mail(SMFICTX *ctx, char **argv)
+{
+	(void)argv;
+	return aa_answer(ctx, SMFIP_NR_MAIL);
 }
 
 static sfsistat aa_helo(SMFICTX *ctx, char *helo)
@@ -44,10 +88,9 @@ static sfsistat aa_args(SMFICTX *ctx, char **argv)
 
 static sfsistat aa_header(SMFICTX *ctx, char *name, char *value)
 {
-	(void)ctx;
 	(void)name;
 	(void)value;
-	return SMFIS_CONTINUE;
+	return aa_answer(ctx, SMFIP_NR_HDR);
 }
 
 static sfsistat aa_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
@@ -64,20 +107,27 @@ static sfsistat aa_step(SMFICTX *ctx)
 	return SMFIS_CONTINUE;
 }
 
+static sfsistat aa_close(SMFICTX *ctx)
+{
+	free(smfi_getpriv(ctx));
+	smfi_setpriv(ctx, NULL);
+	return SMFIS_CONTINUE;
+}
+
 static struct smfiDesc acceptall_desc = {
 	.xxfi_name = "acceptall",
 	.xxfi_version = SMFI_VERSION,
 	.xxfi_flags = 0,
 	.xxfi_connect = aa_connect,
 	.xxfi_helo = aa_helo,
-	.xxfi_envfrom = aa_args,
+	.xxfi_envfrom = aa_mail,
 	.xxfi_envrcpt = aa_args,
 	.xxfi_header = aa_header,
 	.xxfi_eoh = aa_step,
 	.xxfi_body = aa_body,
 	.xxfi_eom = aa_step,
 	.xxfi_abort = aa_step,
-	.xxfi_close = aa_step,
+	.xxfi_close = aa_close,
 	.xxfi_data = aa_step,
 };
 
@@ -86,10 +136,13 @@ int main(int argc, char **argv)
 	const char *sock = NULL;
 	int ch, timeout = 60;
 
-	while ((ch = getopt(argc, argv, "p:T:")) != -1) {
+	while ((ch = getopt(argc, argv, "p:nT:")) != -1) {
 		switch (ch) {
 		case 'p':
 			sock = optarg;
+			break;
+		case 'n':
+			want_no_reply = 1;
 			break;
 		case 'T':
 			timeout = atoi(optarg);
@@ -101,9 +154,11 @@ int main(int argc, char **argv)
 		}
 	}
 	if (sock == NULL) {
-		fputs("usage: acceptall -p SOCKET [-T TIMEOUT_S]\n", stderr);
+		fputs("usage: acceptall -p SOCKET [-n] [-T TIMEOUT_S]\n", stderr);
 		return 2;
 	}
+	if (want_no_reply)
+		acceptall_desc.xxfi_negotiate = aa_negotiate;
 	umask(0);
 	if (smfi_setconn((char *)sock) != MI_SUCCESS || smfi_settimeout(timeout) != MI_SUCCESS ||
 	    smfi_setbacklog(128) != MI_SUCCESS || smfi_register(acceptall_desc) != MI_SUCCESS) {
