@@ -16,9 +16,9 @@ int callbacks_in_flight(void);
 
 /*
  * Whether to ask the MTA not to wait for replies to connect, MAIL FROM and
- * headers. Right on a unix socket; on TCP it makes the MTA send small
- * commands back to back, and its Nagle algorithm then waits for our
- * delayed ACK (about 40 ms) since no reply carries one.
+ * headers, and to skip DATA. Right on a unix socket; on TCP it makes the
+ * MTA send small commands back to back, and its Nagle algorithm then waits
+ * for our delayed ACK (about 40 ms) since no reply carries one.
  */
 void callbacks_no_reply(bool on);
 

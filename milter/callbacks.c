@@ -106,8 +106,13 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 			     unsigned long f2, unsigned long f3, unsigned long *pf0,
 			     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
+	/*
+	 * Steps we never look at. DATA is skipped only on a unix socket: on
+	 * TCP the MTA's next write (the headers, from another process) would
+	 * wait for our delayed ACK, since no reply to DATA carries one.
+	 */
 	const unsigned long skip = SMFIP_NOHELO | SMFIP_NOEOH | SMFIP_NOBODY |
-				   SMFIP_NOUNKNOWN | SMFIP_NODATA;
+				   SMFIP_NOUNKNOWN | (use_no_reply ? SMFIP_NODATA : 0);
 	/* connect, MAIL FROM and headers never change the outcome: no reply needed */
 	const unsigned long no_reply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_HDR;
 	struct session *s = session_get(ctx);

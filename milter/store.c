@@ -932,6 +932,7 @@ static void store_batch_learn(struct store_batch *b, const char *sender,
 }
 
 #define STORE_STATS_TTL "691200" /* 8 days, in seconds */
+#define STORE_TOP_TRIM "-1001"    /* keep the 1000 biggest senders an hour */
 
 /* store_hour - "YYYYMMDDHH", the UTC hour of NOW_MS (0: now) */
 static int store_hour(long long now_ms, char *hour, size_t size)
@@ -1000,6 +1001,8 @@ static void store_batch_counts(struct store_batch *b, const struct store_count *
 			size_t alen[4] = { 7, klen, strlen(by), strlen(counts[i].sender) };
 
 			store_batch_add(b, 4, argv, alen);
+			/* bounded: the STORE_TOP_MAX biggest senders of the hour */
+			store_batch_simple(b, "ZREMRANGEBYRANK", key, klen, "0", STORE_TOP_TRIM);
 		} else {
 			store_batch_simple(b, "HINCRBY", key, klen, counts[i].field, by);
 		}
