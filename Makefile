@@ -113,8 +113,8 @@ lint: deps
 
 bench: deps
 	contrib/install-deps --bench
-	$(MAKE) tests
-	tests/bench/run $(B)
+	$(MAKE) all
+	tests/bench/run $(B) $(BENCH_ARGS)
 
 # Longer fuzzing runs: FUZZ_SECONDS per target (make check runs 30 s each).
 FUZZ_SECONDS ?= 600
