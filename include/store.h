@@ -137,6 +137,14 @@ int store_block(const struct config *cfg, const char *sender, const char *reason
 /* STORE_OK when a block was removed, STORE_OVER when there was none */
 int store_unblock(const struct config *cfg, const char *sender);
 
+/*
+ * A new connection of the caller's own (outboundctl): connect, AUTH,
+ * SELECT and PING within timeout_ms, then COMMAND_TIMEOUT_MS for each
+ * command. NULL on failure (store_last_error says why); redisFree it.
+ */
+struct redisContext;
+struct redisContext *store_open(const struct config *cfg, int command_timeout_ms);
+
 /* STORE_OK when Redis answers PING on this thread's connection */
 int store_ping(const struct config *cfg);
 

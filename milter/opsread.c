@@ -33,6 +33,7 @@
 
 #include "network.h"
 #include "opsread.h"
+#include "store.h"
 
 #define OPS_CMD_TIMEOUT_MIN_MS 1000
 #define OPS_BATCH 256        /* commands per pipelined batch */
@@ -144,14 +145,6 @@ void ops_hour(long long ms, char out[16])
 
 	if (gmtime_r(&t, &tm) == NULL || strftime(out, 16, "%Y%m%d%H", &tm) == 0)
 		snprintf(out, 16, "0000000000");
-}
-
-static long long ops_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct timeval ops_tv(long long ms)
@@ -500,69 +493,10 @@ static redisReply *ops_next(struct opsread *o, const char *what)
 	return r;
 }
 
-/* ops_read_password - first line of FILE, without its line ending */
-static int ops_read_password(const char *file, char *buf, size_t size)
-{
-	FILE *fp;
-	size_t len;
-
-	if ((fp = fopen(file, "r")) == NULL) {
-		ops_fail("redis: password_file %s: %s", file, strerror(errno));
-		return -1;
-	}
-	if (fgets(buf, (int)size, fp) == NULL)
-		buf[0] = '\0';
-	fclose(fp);
-	len = strlen(buf);
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		buf[--len] = '\0';
-	if (len == 0) {
-		ops_fail("redis: password_file %s: no password on its first line", file);
-		return -1;
-	}
-	return 0;
-}
-
-/* ops_handshake - AUTH, SELECT and PING within the connect's time budget */
-static int ops_handshake(struct opsread *o, long long deadline)
-{
-	const struct redis_conf *rc = &o->cfg->redis;
-	redisReply *r;
-	char db[16];
-
-	if (rc->password_file != NULL && rc->password_file[0] != '\0') {
-		char pass[1024];
-		bool user = rc->user != NULL && rc->user[0] != '\0';
-
-		if (ops_read_password(rc->password_file, pass, sizeof(pass)) != 0)
-			return -1;
-		redisSetTimeout(o->c, ops_tv(deadline - ops_mono_ms()));
-		r = user ? ops_command(o, "AUTH", rc->user, pass) : ops_command(o, "AUTH", pass);
-		explicit_bzero(pass, sizeof(pass));
-		if (r == NULL)
-			return -1;
-		freeReplyObject(r);
-	}
-	if (rc->db != 0) {
-		snprintf(db, sizeof(db), "%d", rc->db);
-		redisSetTimeout(o->c, ops_tv(deadline - ops_mono_ms()));
-		if ((r = ops_command(o, "SELECT", db)) == NULL)
-			return -1;
-		freeReplyObject(r);
-	}
-	redisSetTimeout(o->c, ops_tv(deadline - ops_mono_ms()));
-	if ((r = ops_command(o, "PING")) == NULL)
-		return -1;
-	freeReplyObject(r);
-	return 0;
-}
-
 struct opsread *opsread_open(const struct config *cfg, long long now_ms)
 {
 	const struct redis_conf *rc = &cfg->redis;
 	struct opsread *o;
-	char where[300];
-	long long deadline;
 
 	if ((o = calloc(1, sizeof(*o))) == NULL)
 		ops_oom();
@@ -572,29 +506,8 @@ struct opsread *opsread_open(const struct config *cfg, long long now_ms)
 	o->timeout_ms = rc->timeout_ms > 0 ? rc->timeout_ms : 200;
 	o->cmd_timeout_ms = o->timeout_ms > OPS_CMD_TIMEOUT_MIN_MS ? o->timeout_ms
 								 : OPS_CMD_TIMEOUT_MIN_MS;
-	deadline = ops_mono_ms() + o->timeout_ms;
-
-	if (rc->socket != NULL && rc->socket[0] != '\0') {
-		snprintf(where, sizeof(where), "%s", rc->socket);
-		o->c = redisConnectUnixWithTimeout(rc->socket, ops_tv(o->timeout_ms));
-	} else {
-		const char *host = rc->host != NULL && rc->host[0] ? rc->host : "127.0.0.1";
-		int port = rc->port > 0 ? rc->port : 6379;
-
-		snprintf(where, sizeof(where), "%s:%d", host, port);
-		o->c = redisConnectWithTimeout(host, port, ops_tv(o->timeout_ms));
-	}
-	if (o->c == NULL)
-		ops_oom();
-	if (o->c->err) {
-		ops_fail("redis: connect %s: %s", where, o->c->errstr);
-		goto fail;
-	}
-	if (ops_handshake(o, deadline) != 0)
-		goto fail;
-	if (o->c == NULL || redisSetTimeout(o->c, ops_tv(o->cmd_timeout_ms)) != REDIS_OK) {
-		if (o->c != NULL)
-			ops_fail("redis: connect %s: cannot set the command timeout", where);
+	if ((o->c = store_open(cfg, o->cmd_timeout_ms)) == NULL) {
+		ops_fail("%s", store_last_error());
 		goto fail;
 	}
 	return o;

@@ -344,11 +344,9 @@ static bool store_conn_alive(const redisContext *c)
  */
 static int store_connect(struct store_conn *s, const struct config *cfg)
 {
-	const struct redis_conf *rc = &cfg->redis;
 	int timeout_ms = store_timeout_ms(cfg);
-	long long start, deadline;
+	long long start;
 	redisContext *c;
-	char where[128];
 
 	if (s->c != NULL && s->generation == cfg->generation && store_conn_alive(s->c))
 		return 0;
@@ -360,7 +358,25 @@ static int store_connect(struct store_conn *s, const struct config *cfg)
 			   s->conn_err);
 		return -1;
 	}
-	deadline = start + timeout_ms;
+	if ((c = store_open(cfg, timeout_ms)) != NULL) {
+		s->c = c;
+		s->generation = cfg->generation;
+		s->backoff_ms = STORE_BACKOFF_MIN_MS;
+		s->retry_at = 0;
+		return 0;
+	}
+	/* back off before the next attempt on this thread */
+	store_backoff(s);
+	return -1;
+}
+
+redisContext *store_open(const struct config *cfg, int command_timeout_ms)
+{
+	const struct redis_conf *rc = &cfg->redis;
+	int timeout_ms = store_timeout_ms(cfg);
+	long long deadline = store_now_ms() + timeout_ms;
+	redisContext *c;
+	char where[128];
 
 	if (rc->socket != NULL && rc->socket[0] != '\0') {
 		snprintf(where, sizeof(where), "%s", rc->socket);
@@ -377,21 +393,13 @@ static int store_connect(struct store_conn *s, const struct config *cfg)
 	} else if (c->err) {
 		store_fail("redis: connect %s: %s", where, c->errstr);
 	} else if (store_handshake(c, rc, deadline, timeout_ms) == 0) {
-		if (redisSetTimeout(c, store_tv(timeout_ms)) == REDIS_OK) {
-			s->c = c;
-			s->generation = cfg->generation;
-			s->backoff_ms = STORE_BACKOFF_MIN_MS;
-			s->retry_at = 0;
-			return 0;
-		}
+		if (redisSetTimeout(c, store_tv(command_timeout_ms)) == REDIS_OK)
+			return c;
 		store_fail("redis: connect %s: cannot set the command timeout", where);
 	}
 	if (c != NULL)
 		redisFree(c);
-
-	/* back off before the next attempt on this thread */
-	store_backoff(s);
-	return -1;
+	return NULL;
 }
 
 /*
