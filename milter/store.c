@@ -1362,24 +1362,23 @@ static redisReply *store_single(const struct config *cfg, int argc, const char *
 	return r;
 }
 
-long store_rel_list(const struct config *cfg, const char *sender,
-		    void (*fn)(void *arg, const char *rcpt, long long last_seen_ms), void *arg)
+/*
+ * store_list_since - call FN for each member of the sorted set KEY (freed
+ * here) scored at or after SINCE_MS, newest first; the count or STORE_ERR.
+ * WHAT names the operation in errors.
+ */
+static long store_list_since(const struct config *cfg, char *key, long long since_ms,
+			     const char *what,
+			     void (*fn)(void *arg, const char *member, long long score_ms),
+			     void *arg)
 {
 	const char *argv[5];
-	size_t klen;
 	char min[24];
 	redisReply *r;
-	char *key;
 	long count = 0;
 	size_t i;
 
-	if (sender == NULL || fn == NULL) {
-		store_fail("redis: rel list: no sender or function");
-		return STORE_ERR;
-	}
-	if ((key = store_sender_key(cfg, sender, "rel", &klen)) == NULL)
-		return STORE_ERR;
-	snprintf(min, sizeof(min), "%lld", store_wall_ms() - store_rel_ttl_ms(cfg));
+	snprintf(min, sizeof(min), "%lld", since_ms);
 	argv[0] = "ZREVRANGEBYSCORE";
 	argv[1] = key;
 	argv[2] = "+inf";
@@ -1390,7 +1389,7 @@ long store_rel_list(const struct config *cfg, const char *sender,
 	if (r == NULL)
 		return STORE_ERR;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
-		store_fail("redis: rel list: unexpected reply");
+		store_fail("redis: %s: unexpected reply", what);
 		freeReplyObject(r);
 		return STORE_ERR;
 	}
@@ -1399,7 +1398,7 @@ long store_rel_list(const struct config *cfg, const char *sender,
 
 		if (r->element[i]->type != REDIS_REPLY_STRING ||
 		    !store_score_ms(r->element[i + 1], &ms)) {
-			store_fail("redis: rel list: unexpected reply");
+			store_fail("redis: %s: unexpected reply", what);
 			freeReplyObject(r);
 			return STORE_ERR;
 		}
@@ -1408,6 +1407,22 @@ long store_rel_list(const struct config *cfg, const char *sender,
 	}
 	freeReplyObject(r);
 	return count;
+}
+
+long store_rel_list(const struct config *cfg, const char *sender,
+		    void (*fn)(void *arg, const char *rcpt, long long last_seen_ms), void *arg)
+{
+	size_t klen;
+	char *key;
+
+	if (sender == NULL || fn == NULL) {
+		store_fail("redis: rel list: no sender or function");
+		return STORE_ERR;
+	}
+	if ((key = store_sender_key(cfg, sender, "rel", &klen)) == NULL)
+		return STORE_ERR;
+	return store_list_since(cfg, key, store_wall_ms() - store_rel_ttl_ms(cfg), "rel list", fn,
+				arg);
 }
 
 int store_block(const struct config *cfg, const char *sender, const char *reason,
@@ -1629,12 +1644,8 @@ long store_mx_network_list(const struct config *cfg, const char *network,
 			   void (*fn)(void *arg, const char *domain, long long last_seen_ms),
 			   void *arg)
 {
-	const char *argv[5];
-	char min[24];
-	size_t klen, i;
-	redisReply *r;
+	size_t klen;
 	char *key;
-	long count = 0;
 
 	if (network == NULL || fn == NULL) {
 		store_fail("redis: mx list: no network or function");
@@ -1642,33 +1653,6 @@ long store_mx_network_list(const struct config *cfg, const char *network,
 	}
 	if ((key = store_mx_key(cfg, "net", network, &klen)) == NULL)
 		return STORE_ERR;
-	snprintf(min, sizeof(min), "%lld", store_wall_ms() - STORE_MX_KEEP_S * 1000LL);
-	argv[0] = "ZREVRANGEBYSCORE";
-	argv[1] = key;
-	argv[2] = "+inf";
-	argv[3] = min;
-	argv[4] = "WITHSCORES";
-	r = store_single(cfg, 5, argv);
-	free(key);
-	if (r == NULL)
-		return STORE_ERR;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
-		store_fail("redis: mx list: unexpected reply");
-		freeReplyObject(r);
-		return STORE_ERR;
-	}
-	for (i = 0; i + 1 < r->elements; i += 2) {
-		double ms;
-
-		if (r->element[i]->type != REDIS_REPLY_STRING ||
-		    !store_score_ms(r->element[i + 1], &ms)) {
-			store_fail("redis: mx list: unexpected reply");
-			freeReplyObject(r);
-			return STORE_ERR;
-		}
-		fn(arg, r->element[i]->str, (long long)ms);
-		count++;
-	}
-	freeReplyObject(r);
-	return count;
+	return store_list_since(cfg, key, store_wall_ms() - STORE_MX_KEEP_S * 1000LL, "mx list",
+				fn, arg);
 }
