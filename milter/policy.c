@@ -79,7 +79,7 @@ void policy_conn_init(struct conn_state *c, const struct ipaddr *client,
 }
 
 /* forget the held units (after they were given back) */
-static void held_clear(struct msg_state *m)
+static void clear_held(struct msg_state *m)
 {
 	for (size_t i = 0; i < m->n_held; i++) {
 		free((char *)m->held[i].network);
@@ -101,7 +101,7 @@ static void clear_refusals(struct msg_state *m)
 
 static void msg_free(struct msg_state *m)
 {
-	held_clear(m);
+	clear_held(m);
 	free(m->held);
 	free(m->held_rule);
 	clear_refusals(m);
@@ -791,7 +791,7 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 
 	eom_record(m, c->client_text, rel_sender, &in, &cr, wanted, act, nets, now);
 	if (!delivered)
-		held_clear(m); /* all released already */
+		clear_held(m); /* all released already */
 	clear_refusals(m); /* counted */
 	eom_answer(cfg, act, &in, &cr, res);
 	log_msg(LOG_INFO, m->qid,
