@@ -340,4 +340,7 @@ void ops_metrics_write(FILE *f, const struct ops_stats *v, long long blocked, lo
 		       long long now_ms, bool json);
 void ops_metrics_down(FILE *f);
 
+/* seconds in one duration unit: s, m, h, d, w; -1 for anything else */
+long long ops_unit_seconds(char suffix);
+
 #endif

@@ -1479,28 +1479,29 @@ long long ops_parse_time(const char *s, long long now_ms)
 	}
 	if (*p == '\0')
 		return v * 1000; /* epoch seconds */
-	switch (*p) {
-	case 's':
-		unit = 1;
-		break;
-	case 'm':
-		unit = 60;
-		break;
-	case 'h':
-		unit = 3600;
-		break;
-	case 'd':
-		unit = 86400;
-		break;
-	case 'w':
-		unit = 7 * 86400LL;
-		break;
-	default:
+	if ((unit = ops_unit_seconds(*p)) < 0)
 		return -1;
-	}
 	if (p[1] != '\0' || v * unit * 1000 > now_ms)
 		return -1;
 	return now_ms - v * unit * 1000;
+}
+
+long long ops_unit_seconds(char suffix)
+{
+	switch (suffix) {
+	case 's':
+		return 1;
+	case 'm':
+		return 60;
+	case 'h':
+		return 3600;
+	case 'd':
+		return 86400;
+	case 'w':
+		return 7 * 86400LL;
+	default:
+		return -1;
+	}
 }
 
 /* ---- views: what the commands show, gathered, then as JSON or text ------------------- */

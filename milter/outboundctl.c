@@ -334,27 +334,7 @@ static long parse_duration(const char *s)
 		if (v > TTL_MAX_SECONDS)
 			return -1;
 	}
-	switch (*p) {
-	case '\0':
-		break;
-	case 's':
-		break;
-	case 'm':
-		unit = 60;
-		break;
-	case 'h':
-		unit = 3600;
-		break;
-	case 'd':
-		unit = 86400;
-		break;
-	case 'w':
-		unit = 7 * 86400LL;
-		break;
-	default:
-		return -1;
-	}
-	if (*p != '\0' && p[1] != '\0')
+	if (*p != '\0' && ((unit = ops_unit_seconds(*p)) < 0 || p[1] != '\0'))
 		return -1;
 	v *= unit;
 	if (v <= 0 || v > TTL_MAX_SECONDS || v > LONG_MAX)

@@ -257,4 +257,30 @@ static inline void redis_test_cleanup(struct redis_test_server *srv)
 	srv->dir[0] = '\0';
 }
 
+/*
+ * redis_test_drop_prefix - on a shared server (OBM_TEST_REDIS_SOCK), remove
+ * every key that starts with PREFIX, which this run wrote
+ */
+static inline void redis_test_drop_prefix(redisContext *c, const char *prefix)
+{
+	char cursor[32] = "0";
+
+	do {
+		redisReply *r = redisCommand(c, "SCAN %s MATCH %s* COUNT 1000", cursor, prefix);
+
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+			if (r != NULL)
+				freeReplyObject(r);
+			return;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (size_t i = 0; i < r->element[1]->elements; i++) {
+			const redisReply *k = r->element[1]->element[i];
+
+			freeReplyObject(redisCommand(c, "DEL %b", k->str, (size_t)k->len));
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
+}
+
 #endif

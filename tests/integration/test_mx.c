@@ -1114,28 +1114,12 @@ static void rm_dir(const char *d)
 	rmdir(d);
 }
 
-/* on a shared server, remove what this run wrote */
 static void drop_test_keys(void)
 {
-	char cursor[32] = "0", match[64];
+	char prefix[64];
 
-	snprintf(match, sizeof(match), "obmtest:%ld:*", (long)getpid());
-	do {
-		redisReply *r = redisCommand(raw_get(), "SCAN %s MATCH %s COUNT 1000", cursor, match);
-
-		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-			if (r != NULL)
-				freeReplyObject(r);
-			return;
-		}
-		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-		for (size_t i = 0; i < r->element[1]->elements; i++) {
-			const redisReply *k = r->element[1]->element[i];
-
-			freeReplyObject(redisCommand(raw, "DEL %b", k->str, (size_t)k->len));
-		}
-		freeReplyObject(r);
-	} while (strcmp(cursor, "0") != 0);
+	snprintf(prefix, sizeof(prefix), "obmtest:%ld:", (long)getpid());
+	redis_test_drop_prefix(raw_get(), prefix);
 }
 
 static int group_teardown(void **state)

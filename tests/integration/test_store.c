@@ -1164,36 +1164,12 @@ static int group_setup(void **state)
 	return 0;
 }
 
-/* on a shared server, remove what this run wrote */
-static void drop_test_keys(void)
-{
-	char cursor[32] = "0";
-
-	do {
-		redisReply *r = redisCommand(raw_get(), "SCAN %s MATCH %s* COUNT 1000", cursor,
-					     prefix);
-		size_t i;
-
-		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-			if (r != NULL)
-				freeReplyObject(r);
-			return;
-		}
-		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-		for (i = 0; i < r->element[1]->elements; i++) {
-			const redisReply *k = r->element[1]->element[i];
-
-			freeReplyObject(redisCommand(raw, "DEL %b", k->str, (size_t)k->len));
-		}
-		freeReplyObject(r);
-	} while (strcmp(cursor, "0") != 0);
-}
 
 static int group_teardown(void **state)
 {
 	(void)state;
 	if (srv.external)
-		drop_test_keys();
+		redis_test_drop_prefix(raw_get(), prefix);
 	store_disconnect();
 	if (raw != NULL)
 		redisFree(raw);
