@@ -65,7 +65,14 @@ struct msg_state {
 
 	/* outbound: accepted external recipients; inbound: local recipients */
 	char **rcpt_addrs;
+	unsigned char *rcpt_known;  /* per rcpt_addrs: a known correspondent */
+	unsigned char *rcpt_recent; /* per rcpt_addrs: mailed by the sender in the last hour */
 	size_t n_rcpt_addrs, cap_rcpt_addrs;
+
+	/* the message's own inputs, read with its first recipient */
+	bool have_inputs;
+	bool blocked;
+	long velocity_before; /* distinct recipients of the sender in the last hour */
 
 	struct store_unit *held; /* reservations held (strings owned here) */
 	unsigned *held_rule;     /* index in cfg->limits of each held unit */

@@ -63,22 +63,45 @@ int store_release(const struct config *cfg, const struct store_unit *units, size
  */
 #define VELOCITY_CAP 10000 /* recipients kept per sender in the velocity set */
 
-struct store_inputs {
-	unsigned char *known; /* caller's array of N: 1 when rcpts[i] is known to rel_sender */
-	unsigned known_count;
-	long velocity;        /* distinct recipients of vel_sender in the last hour, these included */
-	bool blocked;         /* rel_sender or vel_sender is blocked */
+/*
+ * What a recipient's round trip reads besides its reservation; the caller
+ * adds them up over the message (store_velocity_new).
+ */
+struct store_lookup {
+	const char *rel_sender; /* whose correspondents RCPT may be */
+	const char *vel_sender; /* whose velocity set; NULL: rel_sender */
+	const char *rcpt;       /* NULL: no per-recipient lookup */
+	bool message;           /* also the message's own inputs (once a message) */
+	long long now_ms;       /* the caller's clock; 0: now */
+};
+
+struct store_found {
+	int status;   /* STORE_OK when the lookups below were read */
+	bool known;   /* RCPT: a correspondent of rel_sender seen within relationship_ttl */
+	bool recent;  /* RCPT: mailed by vel_sender within the last hour */
+	long velocity; /* message: distinct recipients of vel_sender in the last hour */
+	bool blocked; /* message: rel_sender or vel_sender is blocked */
 	char block_reason[128];
 };
 
 /*
- * End of message, one round trip: which of RCPTS are known correspondents
- * of REL_SENDER (entries older than relationship_ttl do not count), add
- * RCPTS to VEL_SENDER's velocity set and count it, and look up blocks of
- * both. NOW_MS is the caller's clock (ms since the epoch).
+ * One recipient, one round trip: reserve UNITS as store_reserve does (N 0:
+ * nothing to reserve) and, with Q, look up what Q asks into F. Returns the
+ * reservation's answer (STORE_OK, STORE_OVER with V, STORE_ERR); F->status
+ * says whether the lookups were read (a failed lookup does not undo an
+ * admitted reservation). V and F may be NULL.
  */
-int store_eom_inputs(const struct config *cfg, const char *rel_sender, const char *vel_sender,
-		     const char *const *rcpts, size_t n, long long now_ms, struct store_inputs *in);
+int store_rcpt(const struct config *cfg, const struct store_unit *units, size_t n,
+	       long long now_ms, struct store_verdict *v, const struct store_lookup *q,
+	       struct store_found *f);
+
+/*
+ * The velocity with a message: BEFORE (store_found.velocity) plus the
+ * distinct addresses among RCPTS (N, duplicates allowed) that are not
+ * RECENT, at most VELOCITY_CAP (what the set can hold).
+ */
+long store_velocity(long before, const char *const *rcpts, const unsigned char *recent,
+		    size_t n);
 
 /* "RCPT is a known correspondent of SENDER" */
 struct store_pair {
@@ -114,6 +137,9 @@ struct store_finish {
 	size_t n_release;
 	const struct store_pair *learn; /* relationships to add or refresh (last seen = now) */
 	size_t n_learn;
+	const char *vel_sender;         /* VEL_RCPTS were mailed by VEL_SENDER now */
+	const char *const *vel_rcpts;
+	size_t n_vel;
 	const struct store_count *counts;
 	size_t n_counts;
 	const struct store_log *logs; /* XADD PREFIX{log} MAXLEN ~ log_max_entries */

@@ -4,11 +4,11 @@
  * Reads the daemon's configuration (-c FILE) to find Redis, the key prefix
  * and the sub-address separator, and works on the keys of doc/REDIS.md:
  * relationships and blocks through store.c, like the milter; counters,
- * windows and the decision log through opsread.c (stats, top, sender,
- * network, log, reset, metrics). Every address goes through
- * address_normalize with the configured separator, exactly as the milter
- * normalises it, so that Mixed-Case+tag@Example.COM and
- * mixed-case@example.com name the same key.
+ * windows and the decision log (stats, top, sender, network, log, reset,
+ * metrics) through opsread.c, shown by the views of opsview.c. Every
+ * address goes through address_normalize with the configured separator,
+ * exactly as the milter normalises it, so that Mixed-Case+tag@Example.COM
+ * and mixed-case@example.com name the same key.
  *
  * Commands are rows of a table (words, operands, options, handler, help):
  * adding one is adding a row and its handler. Options may come before,
@@ -41,6 +41,7 @@
 #include "config.h"
 #include "network.h"
 #include "opsread.h"
+#include "opsview.h"
 #include "ratelimit.h"
 #include "store.h"
 
@@ -51,7 +52,6 @@
 #define EXIT_USAGE 1
 #define EXIT_REDIS 2
 
-#define SENDER_MAX (ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2)
 #define DEFAULT_REASON "blocked with outboundctl"
 #define TTL_MAX_SECONDS (100LL * 365 * 86400)
 
@@ -257,14 +257,6 @@ static int redis_check(const struct ctl *ctl)
 	return store_ping(ctl->cfg) == STORE_OK ? 0 : redis_error();
 }
 
-static void out_of_memory(void)
-{
-	fprintf(stderr, "outboundctl: out of memory\n");
-	exit(EXIT_FAILURE);
-}
-
-/* ---- JSON and text output ---------------------------------------------------- */
-
 /* ---- arguments ------------------------------------------------------------- */
 
 /*
@@ -314,7 +306,7 @@ static char *normalize_rcpt(const struct ctl *ctl, const char *raw)
 	if (address_normalize(raw, ctl->cfg->subaddress_separator, &a) != ADDR_OK)
 		return NULL;
 	if ((s = strdup(a.full)) == NULL)
-		out_of_memory();
+		ops_oom();
 	return s;
 }
 
@@ -350,15 +342,7 @@ struct rcpt_list {
 
 static void rcpt_list_add(struct rcpt_list *l, char *s)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 64;
-		char **v = realloc(l->v, cap * sizeof(*v));
-
-		if (v == NULL)
-			out_of_memory();
-		l->v = v;
-		l->cap = cap;
-	}
+	l->v = ops_grow(l->v, &l->cap, l->n, sizeof(*l->v));
 	l->v[l->n++] = s;
 }
 
@@ -440,7 +424,7 @@ static void print_count(const struct ctl *ctl, const char *sender, const char *k
 static int cmd_rel_add(struct ctl *ctl, char **args, int n)
 {
 	struct rcpt_list l = { 0 };
-	char sender[SENDER_MAX];
+	char sender[OPS_SENDER_MAX];
 	int rv = 0;
 
 	if (!normalize_sender(ctl, args[0], false, sender, sizeof(sender)) ||
@@ -460,7 +444,7 @@ static int cmd_rel_add(struct ctl *ctl, char **args, int n)
 static int cmd_rel_del(struct ctl *ctl, char **args, int n)
 {
 	struct rcpt_list l = { 0 };
-	char sender[SENDER_MAX];
+	char sender[OPS_SENDER_MAX];
 	int rv = 0;
 
 	if (!normalize_sender(ctl, args[0], false, sender, sizeof(sender)) ||
@@ -517,7 +501,7 @@ static void rel_row(void *arg, const char *rcpt, long long last_seen_ms)
 static int cmd_rel_show(struct ctl *ctl, char **args, int n)
 {
 	struct rel_rows rows = { 0 };
-	char sender[SENDER_MAX], when[32];
+	char sender[OPS_SENDER_MAX], when[32];
 	size_t i, width = strlen("RECIPIENT");
 	int rv = 0;
 
@@ -588,7 +572,7 @@ static char *import_line(char *line)
 static int cmd_rel_import(struct ctl *ctl, char **args, int n)
 {
 	struct rcpt_list l = { 0 };
-	char sender[SENDER_MAX];
+	char sender[OPS_SENDER_MAX];
 	const char *file = args[1], *name;
 	unsigned long lineno = 0, invalid = 0;
 	char *line = NULL;
@@ -666,7 +650,7 @@ out:
 
 static int cmd_block(struct ctl *ctl, char **args, int n)
 {
-	char sender[SENDER_MAX];
+	char sender[OPS_SENDER_MAX];
 	const char *reason = ctl->reason != NULL ? ctl->reason : DEFAULT_REASON;
 	long ttl = 0;
 	int rv;
@@ -711,7 +695,7 @@ static int cmd_block(struct ctl *ctl, char **args, int n)
 
 static int cmd_unblock(struct ctl *ctl, char **args, int n)
 {
-	char sender[SENDER_MAX];
+	char sender[OPS_SENDER_MAX];
 	int rv;
 
 	(void)n;
@@ -876,7 +860,7 @@ static int cmd_log(struct ctl *ctl, char **args, int n)
 	struct ops_filter f = { 0 };
 	struct ops_entries l = { 0 };
 	struct ops_json w = { .f = stdout };
-	char sender[SENDER_MAX], last[48];
+	char sender[OPS_SENDER_MAX], last[48];
 	struct opsread *o;
 	long count = LOG_COUNT;
 	size_t i;
@@ -1014,7 +998,7 @@ static int cmd_network(struct ctl *ctl, char **args, int n)
 
 static int cmd_reset(struct ctl *ctl, char **args, int n)
 {
-	char sender[SENDER_MAX], net[NETWORK_MAX];
+	char sender[OPS_SENDER_MAX], net[NETWORK_MAX];
 	struct opsread *o;
 	long long deleted;
 
@@ -1165,6 +1149,7 @@ static bool top_wait(long interval)
 	return !stop_requested;
 }
 
+/* top_show - FRAME on the terminal from the top left, lines cut to COLS, at most ROWS */
 static void top_show(const char *frame, int cols, int rows)
 {
 	const char *p = frame;
@@ -1255,14 +1240,14 @@ static int cmd_top(struct ctl *ctl, char **args, int n)
 			fflush(stdout);
 		} else {
 			if ((f = open_memstream(&frame, &len)) == NULL)
-				out_of_memory();
+				ops_oom();
 			if (ok)
 				ops_top_frame(f, &v, &tf, ctl->now_ms, interval);
 			else
 				fprintf(f, "outboundctl top: %s\n(trying again every %lds; q: quit)\n",
 					opsread_error(), interval);
 			if (fclose(f) != 0)
-				out_of_memory();
+				ops_oom();
 			if (live) {
 				if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0)
 					ws.ws_col = 80, ws.ws_row = 24;

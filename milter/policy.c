@@ -3,13 +3,16 @@
  *
  * MAIL FROM decides the direction and who the sender is; each RCPT TO of an
  * outbound, non-exempt message reserves one unit per rule in Redis (one
- * atomic script for all rules of the recipient's network); headers are
- * collected; the end of message reads the sender's relationships, velocity
- * and block in one round trip, classifies (classify.c, pure), picks the
- * class's action, and in one more round trip commits the units of the
- * rules that apply to the class, releases the others, learns relationships
- * from personal mail and counts. Abort, close or a failure releases what
- * is held. Inbound mail is never limited: it only teaches relationships.
+ * atomic script for all rules of the recipient's network) and, in the same
+ * round trip, looks up whether the recipient is a known correspondent of
+ * the sender and was mailed by the sender in the last hour (the first
+ * recipient also reads the sender's blocks and velocity); headers are
+ * collected; the end of message classifies from what the recipients found
+ * (classify.c, pure), picks the class's action, and in one round trip
+ * commits the units of the rules that apply to the class, releases the
+ * others, adds the recipients to the velocity, learns relationships from
+ * personal mail and counts. Abort, close or a failure releases what is
+ * held. Inbound mail is never limited: it only teaches relationships.
  * Nothing here knows libmilter: callbacks.c translates.
  */
 #include <ctype.h>
@@ -109,6 +112,8 @@ static void msg_free(struct msg_state *m)
 	for (size_t i = 0; i < m->n_rcpt_addrs; i++)
 		free(m->rcpt_addrs[i]);
 	free(m->rcpt_addrs);
+	free(m->rcpt_known);
+	free(m->rcpt_recent);
 	free(m->nets);
 	config_release(m->cfg);
 	free(m);
@@ -341,23 +346,85 @@ static void refuse_rcpt(struct msg_state *m, struct conn_state *c, const struct 
 	sanitize(res->reply);
 }
 
-static void remember_rcpt(struct msg_state *m, const struct address *a)
+/* keep A, with what its lookup found (F NULL: nothing) */
+static void remember_rcpt(struct msg_state *m, const struct address *a,
+			  const struct store_found *f)
 {
 	if (a->status != ADDR_OK)
 		return;
 	if (m->n_rcpt_addrs == m->cap_rcpt_addrs) {
 		m->cap_rcpt_addrs = m->cap_rcpt_addrs ? m->cap_rcpt_addrs * 2 : 8;
 		m->rcpt_addrs = xrealloc(m->rcpt_addrs, m->cap_rcpt_addrs, sizeof(*m->rcpt_addrs));
+		m->rcpt_known = xrealloc(m->rcpt_known, m->cap_rcpt_addrs, 1);
+		m->rcpt_recent = xrealloc(m->rcpt_recent, m->cap_rcpt_addrs, 1);
 	}
+	m->rcpt_known[m->n_rcpt_addrs] = f != NULL && f->known;
+	m->rcpt_recent[m->n_rcpt_addrs] = f != NULL && f->recent;
 	m->rcpt_addrs[m->n_rcpt_addrs++] = xstrdup(a->full);
 }
 
 /* an accepted external recipient of an outbound message */
-static void accept_rcpt(struct msg_state *m, struct net_tally *t, const struct address *a)
+static void accept_rcpt(struct msg_state *m, struct net_tally *t, const struct address *a,
+			const struct store_found *f)
 {
 	t->accepted++;
 	m->rcpts++;
-	remember_rcpt(m, a);
+	remember_rcpt(m, a, f);
+}
+
+static long long wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* whose relationships the message's recipients are looked up in */
+static const char *rel_sender(const struct msg_state *m)
+{
+	return m->sender.status == ADDR_OK ? m->sender.full : m->sender_id;
+}
+
+/*
+ * What the round trip of recipient A (NULL: an internal one) looks up:
+ * A among the sender's correspondents and recent recipients, and, until a
+ * recipient has read them, the message's own inputs. False when nothing:
+ * bounces have no history, and after a store failure the message's class
+ * is unknown anyway.
+ */
+static bool rcpt_lookup(const struct msg_state *m, const struct address *a,
+			struct store_lookup *q)
+{
+	if (m->sender.status == ADDR_NULL || m->store_failed)
+		return false;
+	*q = (struct store_lookup){
+		.rel_sender = rel_sender(m),
+		.vel_sender = m->sender_id,
+		.rcpt = a != NULL && a->status == ADDR_OK ? a->full : NULL,
+		.message = !m->have_inputs,
+		.now_ms = wall_ms(),
+	};
+	return q->rcpt != NULL || q->message;
+}
+
+/* keep the message's own inputs from F; false when the lookups failed */
+static bool take_found(struct msg_state *m, const struct store_lookup *q,
+		       const struct store_found *f)
+{
+	if (f->status != STORE_OK) {
+		if (!m->store_failed)
+			log_msg(LOG_WARNING, m->qid, "rate limit store unavailable: %s",
+				store_last_error());
+		m->store_failed = true;
+		return false;
+	}
+	if (q->message) {
+		m->have_inputs = true;
+		m->blocked = f->blocked;
+		m->velocity_before = f->velocity;
+	}
+	return true;
 }
 
 void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
@@ -380,32 +447,41 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 	bool internal = a.status == ADDR_OK && domain_in_list(&cfg->local_domains, a.domain);
 	if (!m->outbound) {
 		if (internal) /* inbound mail to a local user teaches relationships */
-			remember_rcpt(m, &a);
+			remember_rcpt(m, &a, NULL);
 		return;
 	}
-	if (internal)
-		return; /* never limited, not counted among the recipients */
+
+	struct store_lookup q;
+	struct store_found f = {.status = STORE_ERR};
+	const struct store_found *found = NULL;
+	bool look = rcpt_lookup(m, internal ? NULL : &a, &q);
+
+	if (internal) {
+		/* never limited, not counted among the recipients */
+		if (look) {
+			store_rcpt(cfg, NULL, 0, 0, NULL, &q, &f);
+			take_found(m, &q, &f);
+		}
+		return;
+	}
 	network_of(cfg, &a, net, sizeof(net));
 	t = tally_get(m, net);
-	if (!m->limited || cfg->n_limits == 0) {
-		accept_rcpt(m, t, &a);
-		return;
-	}
+	size_t n_rules = m->limited ? cfg->n_limits : 0;
 
 	struct msg_identity id = {
 		.sender = m->sender_id,
 		.sender_domain = m->sender.status == ADDR_OK ? m->sender.domain : NETWORK_INVALID,
 		.client = c->client_text,
 	};
-	struct store_unit units[cfg->n_limits];
-	unsigned rule_of[cfg->n_limits];
+	struct store_unit units[n_rules + 1];
+	unsigned rule_of[n_rules + 1];
 	char members[2][sizeof(m->id) + 16];
 	size_t n = 0;
 
 	m->rcpt_seq++;
 	snprintf(members[0], sizeof(members[0]), "%s.r%u", m->id, m->rcpt_seq);
 	snprintf(members[1], sizeof(members[1]), "%s.m", m->id);
-	for (size_t i = 0; i < cfg->n_limits; i++) {
+	for (size_t i = 0; i < n_rules; i++) {
 		const struct limit_rule *r = &cfg->limits[i];
 		bool per_message = r->count == COUNT_MESSAGES && i < MAX_MSG_RULES;
 
@@ -422,25 +498,29 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 			.lv = ratelimit_effective(r, t->name),
 		};
 	}
-	if (n == 0) {
-		accept_rcpt(m, t, &a);
+	if (n == 0 && !look) {
+		accept_rcpt(m, t, &a, NULL);
 		return;
 	}
 
+	/* one round trip: the reservation and the lookups */
 	struct store_verdict v;
-	switch (store_reserve(cfg, units, n, 0, &v)) {
+	int rv = store_rcpt(cfg, units, n, 0, &v, look ? &q : NULL, &f);
+	if (look && rv != STORE_ERR && take_found(m, &q, &f))
+		found = &f;
+	switch (rv) {
 	case STORE_OK:
 		hold_units(m, units, rule_of, n);
-		for (size_t i = 0; i < cfg->n_limits && i < MAX_MSG_RULES; i++)
+		for (size_t i = 0; i < n_rules && i < MAX_MSG_RULES; i++)
 			if (cfg->limits[i].count == COUNT_MESSAGES)
 				t->msg_units |= 1ULL << i;
-		accept_rcpt(m, t, &a);
+		accept_rcpt(m, t, &a, found);
 		return;
 	case STORE_OVER:
 		refuse_rcpt(m, c, &a, &units[v.unit >= 0 && (size_t)v.unit < n ? v.unit : 0], &v,
 			    t, res);
 		if (res->outcome == RCPT_ACCEPT) /* monitor mode */
-			remember_rcpt(m, &a);
+			remember_rcpt(m, &a, found);
 		return;
 	default:
 		if (!m->store_failed)
@@ -456,7 +536,7 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 				 "Rate limit store unavailable, try again later");
 			return;
 		}
-		accept_rcpt(m, t, &a);
+		accept_rcpt(m, t, &a, NULL);
 	}
 }
 
@@ -518,14 +598,6 @@ static bool from_is_aligned(const struct msg_state *m)
 			return false;
 	}
 	return true;
-}
-
-static long long wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* what the class's action becomes in this mode: monitor only ever tags */
@@ -595,28 +667,35 @@ static void class_header(const struct classify_input *in, const struct classify_
 		snprintf(buf + n, size - (size_t)n, "; reasons=%s", cr->reasons);
 }
 
-/* read the classification inputs; false when the store failed */
-static bool eom_inputs(struct msg_state *m, const char *rel_sender, long long now,
-		       struct classify_input *in)
+/*
+ * The classification inputs, from what the recipients' round trips found;
+ * false when the store failed. Only a message whose recipients never
+ * reached the store reads its own inputs here.
+ */
+static bool eom_inputs(struct msg_state *m, struct classify_input *in)
 {
-	struct store_inputs si = {0};
-	unsigned char known[m->n_rcpt_addrs + 1];
-
 	if (m->sender.status == ADDR_NULL) {
 		/* bounces go back to whoever wrote: no history to look up */
 		in->known = m->rcpts;
 		return true;
 	}
-	si.known = known;
-	if (store_eom_inputs(m->cfg, rel_sender, m->sender_id, (const char *const *)m->rcpt_addrs,
-			     m->n_rcpt_addrs, now, &si) != STORE_OK) {
-		log_msg(LOG_WARNING, m->qid, "rate limit store unavailable: %s",
-			store_last_error());
-		return false;
+	if (!m->have_inputs) {
+		struct store_lookup q;
+		struct store_found f = {.status = STORE_ERR};
+
+		if (!rcpt_lookup(m, NULL, &q))
+			return false;
+		store_rcpt(m->cfg, NULL, 0, 0, NULL, &q, &f);
+		if (!take_found(m, &q, &f))
+			return false;
 	}
-	in->known = si.known_count;
-	in->velocity = si.velocity > 0 ? (unsigned)si.velocity : 0;
-	in->blocked = si.blocked;
+	in->known = 0;
+	for (size_t i = 0; i < m->n_rcpt_addrs; i++)
+		in->known += m->rcpt_known[i];
+	in->velocity = (unsigned)store_velocity(m->velocity_before,
+						(const char *const *)m->rcpt_addrs, m->rcpt_recent,
+						m->n_rcpt_addrs);
+	in->blocked = m->blocked;
 	return true;
 }
 
@@ -667,9 +746,10 @@ static void stats_message(const struct msg_state *m, const char *client,
 /*
  * One round trip for everything the message leaves behind: commit the units
  * of the rules that apply to its class, release the rest (all of them when
- * it is not delivered), learn from personal mail, counters, log entries.
+ * it is not delivered), its recipients into the sender's velocity, learn
+ * from personal mail, counters, log entries.
  */
-static void eom_record(struct msg_state *m, const char *client, const char *rel_sender,
+static void eom_record(struct msg_state *m, const char *client,
 		       const struct classify_input *in, const struct classify_result *cr,
 		       enum class_action wanted, enum class_action act, const char *nets,
 		       long long now)
@@ -692,7 +772,7 @@ static void eom_record(struct msg_state *m, const char *client, const char *rel_
 	if (delivered && cr->cls == CLASS_PERSONAL && cfg->learn_outbound &&
 	    m->sender.status == ADDR_OK)
 		for (size_t i = 0; i < m->n_rcpt_addrs; i++)
-			pairs[n_learn++] = (struct store_pair){rel_sender, m->rcpt_addrs[i]};
+			pairs[n_learn++] = (struct store_pair){rel_sender(m), m->rcpt_addrs[i]};
 
 	stats_init(&b);
 	stats_refusals(m, client, &b);
@@ -703,6 +783,11 @@ static void eom_record(struct msg_state *m, const char *client, const char *rel_
 		.learn = pairs, .n_learn = n_learn,
 		.now_ms = now,
 	};
+	if (m->sender.status != ADDR_NULL) {
+		f.vel_sender = m->sender_id;
+		f.vel_rcpts = (const char *const *)m->rcpt_addrs;
+		f.n_vel = m->n_rcpt_addrs;
+	}
 	stats_attach(&b, &f);
 	if (store_finish(cfg, &f) != STORE_OK)
 		log_msg(LOG_WARNING, m->qid,
@@ -765,7 +850,6 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 
 	const struct config *cfg = m->cfg;
 	long long now = wall_ms();
-	const char *rel_sender = m->sender.status == ADDR_OK ? m->sender.full : m->sender_id;
 	struct classify_input in = {
 		.rcpts = m->rcpts,
 		.headers = &m->headers,
@@ -777,7 +861,7 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 	res->remove_headers = m->forged_headers;
 	format_networks(m, nets, sizeof(nets));
 
-	if (m->store_failed || !eom_inputs(m, rel_sender, now, &in)) {
+	if (m->store_failed || !eom_inputs(m, &in)) {
 		m->store_failed = true;
 		eom_store_failed(m, c, nets, res);
 		return;
@@ -789,7 +873,7 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 	enum class_action act = effective_action(cfg, wanted);
 	bool delivered = act != ACTION_TEMPFAIL && act != ACTION_REJECT;
 
-	eom_record(m, c->client_text, rel_sender, &in, &cr, wanted, act, nets, now);
+	eom_record(m, c->client_text, &in, &cr, wanted, act, nets, now);
 	if (!delivered)
 		clear_held(m); /* all released already */
 	clear_refusals(m); /* counted */

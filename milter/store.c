@@ -15,19 +15,23 @@
  * again for a while (100 ms, doubling to 1 s); meanwhile calls fail at once
  * instead of blocking. Nothing is queued or replayed.
  *
- * Arguments always go out as counted strings (redisCommandArgv), so scope
- * values (addresses, domains) are binary-safe and never meet a format.
- * Nothing is logged here; callers get STORE_ERR and store_last_error().
+ * The milter's calls are pipelines, one round trip each: a recipient's
+ * reservation with its lookups (store_rcpt), then everything the end of
+ * the message writes (store_finish). Their commands are encoded by resp.c
+ * into a request buffer kept with the connection, keys written straight
+ * into it, so that a round trip allocates nothing of ours; arguments are
+ * counted strings, so scope values (addresses, domains) are binary-safe and
+ * never meet a format. Every reply is read, so an error reply leaves the
+ * connection usable. Nothing is logged here; callers get STORE_ERR and
+ * store_last_error().
  *
  * Besides the rate windows (reserve.lua) this file keeps, per sender, the
  * relationships (PREFIX{s:SENDER}:rel, recipient -> last seen), the
  * velocity set (PREFIX{s:SENDER}:vel, recipient -> last mailed, one hour,
  * at most VELOCITY_CAP) and blocks (PREFIX{s:SENDER}:block), and the hourly
- * statistics (doc/REDIS.md: PREFIX{stats}:h:HOUR and others). What the end of a message
- * reads and writes goes as pipelines of single-key commands, one round
- * trip each (keys of different senders may live in different cluster
- * slots); every reply is read, so an error reply leaves the connection
- * usable.
+ * statistics (doc/REDIS.md: PREFIX{stats}:h:HOUR and others). Keys of
+ * different senders may live in different cluster slots, so every command
+ * names keys of one hash tag only.
  */
 #include <errno.h>
 #include <poll.h>
@@ -41,6 +45,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "resp.h"
 #include "store.h"
 
 /* embedded from milter/lua/ by the build */
@@ -65,6 +70,9 @@ struct store_conn {
 	long long retry_at;            /* monotonic ms: no connect before this */
 	int backoff_ms;                /* wait after the next failed connect */
 	char conn_err[STORE_ERR_SIZE]; /* why the last connect failed */
+	struct resp_buf req;           /* the request being built, reused */
+	redisReply **replies;          /* the replies of a batch, reused */
+	size_t cap_replies;
 };
 
 static pthread_key_t store_tkey;
@@ -123,6 +131,15 @@ static void store_drop(struct store_conn *s)
 	memset(s->sha, 0, sizeof(s->sha));
 }
 
+/* store_conn_destroy - close the connection and free everything of S */
+static void store_conn_destroy(struct store_conn *s)
+{
+	store_drop(s);
+	resp_free(&s->req);
+	free(s->replies);
+	free(s);
+}
+
 /*
  * Connections of threads that ended, kept for the next new thread:
  * libmilter's workers come and go with the load, and a new connection
@@ -145,10 +162,8 @@ static void store_conn_free(void *arg)
 		s = NULL;
 	}
 	pthread_mutex_unlock(&store_spare_lock);
-	if (s != NULL) {
-		store_drop(s);
-		free(s);
-	}
+	if (s != NULL)
+		store_conn_destroy(s);
 }
 
 /* a kept connection of an ended thread, or NULL */
@@ -189,8 +204,7 @@ static struct store_conn *store_conn_get(void)
 		s->backoff_ms = STORE_BACKOFF_MIN_MS;
 	}
 	if (pthread_setspecific(store_tkey, s) != 0) {
-		store_drop(s);
-		free(s);
+		store_conn_destroy(s);
 		store_fail("redis: cannot set the per-thread connection");
 		return NULL;
 	}
@@ -443,76 +457,338 @@ static int store_load_script(struct store_conn *s, const struct config *cfg,
 	return rv;
 }
 
-/*
- * store_eval - EVALSHA script K; ARGV[0] and ARGV[1] are filled in here.
- * Loads the script when this connection has not yet, and again (once) when
- * Redis has forgotten it.
- */
-static redisReply *store_eval(struct store_conn *s, const struct config *cfg,
-			      enum store_script k, int argc, const char **argv, size_t *lens)
-{
-	redisReply *r;
-	int attempt;
+/* ---- keys ------------------------------------------------------------------ */
 
-	for (attempt = 0; attempt < 2; attempt++) {
-		if (s->sha[k][0] == '\0' && store_load_script(s, cfg, k) != 0)
-			return NULL;
-		argv[0] = "EVALSHA";
-		lens[0] = 7;
-		argv[1] = s->sha[k];
-		lens[1] = 40;
-		if ((r = store_command(s, cfg, argc, argv, lens)) == NULL)
-			return NULL;
-		if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-			freeReplyObject(r);
-			s->sha[k][0] = '\0';
-			continue;
-		}
-		if (r->type == REDIS_REPLY_ERROR) {
-			store_fail("redis: EVALSHA: %.*s", (int)r->len, r->str);
-			freeReplyObject(r);
-			return NULL;
-		}
-		return r;
-	}
-	store_fail("redis: EVALSHA: script missing after reload");
-	return NULL;
+/*
+ * A key as the pieces it is made of. Each kind of key is defined once
+ * (store_key_*) and then written straight into a request (store_put_key)
+ * or, off the hot path, copied into a string (store_key_dup).
+ */
+#define STORE_KEY_PIECES 8
+struct store_key {
+	const char *s[STORE_KEY_PIECES];
+	size_t len[STORE_KEY_PIECES];
+	int n;
+	size_t total;
+};
+
+static void store_key_add(struct store_key *k, const char *s, size_t len)
+{
+	k->s[k->n] = s;
+	k->len[k->n++] = len;
+	k->total += len;
 }
 
-/* store_key - "PREFIX{NETWORK}:KIND:RULE:SCOPE" (binary-safe), malloc'd */
-static char *store_key(const struct config *cfg, const struct store_unit *u, char kind,
-		       size_t *len)
+static void store_key_str(struct store_key *k, const char *s)
 {
-	const char *prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
-	const char *net = u->network != NULL ? u->network : "";
-	const char *rule = u->rule != NULL ? u->rule : "";
-	size_t lp = strlen(prefix), ln = strlen(net), lr = strlen(rule);
-	char *k, *p;
+	store_key_add(k, s != NULL ? s : "", s != NULL ? strlen(s) : 0);
+}
 
-	*len = lp + 1 + ln + 1 + 3 + lr + 1 + u->scope_len;
-	if ((k = malloc(*len + 1)) == NULL) {
+/* start K with the configured prefix */
+static void store_key_prefix(struct store_key *k, const struct config *cfg)
+{
+	k->n = 0;
+	k->total = 0;
+	store_key_str(k, cfg->redis.prefix);
+}
+
+/* "PREFIX{NETWORK}:KIND:RULE:SCOPE", KIND "w:" or "p:" (the scope is binary-safe) */
+static void store_key_unit(struct store_key *k, const struct config *cfg,
+			   const struct store_unit *u, const char *kind)
+{
+	store_key_prefix(k, cfg);
+	store_key_add(k, "{", 1);
+	store_key_str(k, u->network);
+	store_key_add(k, "}:", 2);
+	store_key_str(k, kind);
+	store_key_str(k, u->rule);
+	store_key_add(k, ":", 1);
+	store_key_add(k, u->scope_len > 0 ? u->scope : "", u->scope_len);
+}
+
+/* "PREFIX{s:SENDER}:KIND" */
+static void store_key_sender(struct store_key *k, const struct config *cfg, const char *sender,
+			     const char *kind)
+{
+	store_key_prefix(k, cfg);
+	store_key_add(k, "{s:", 3);
+	store_key_str(k, sender);
+	store_key_add(k, "}:", 2);
+	store_key_str(k, kind);
+}
+
+/* "PREFIX{mx:DOMAIN}" */
+static void store_key_mx_domain(struct store_key *k, const struct config *cfg,
+				const char *domain)
+{
+	store_key_prefix(k, cfg);
+	store_key_add(k, "{mx:", 4);
+	store_key_str(k, domain);
+	store_key_add(k, "}", 1);
+}
+
+/* "PREFIX{mx}:net:NETWORK" */
+static void store_key_mx_net(struct store_key *k, const struct config *cfg, const char *network)
+{
+	store_key_prefix(k, cfg);
+	store_key_add(k, "{mx}:net:", 9);
+	store_key_str(k, network);
+}
+
+/* store_put_key - K as one argument of the request being built */
+static void store_put_key(struct resp_buf *r, const struct store_key *k)
+{
+	int i;
+
+	resp_bulk_begin(r, k->total);
+	for (i = 0; i < k->n; i++)
+		resp_put(r, k->s[i], k->len[i]);
+	resp_bulk_end(r);
+}
+
+/* store_key_dup - K as a C string, malloc'd (NULL when out of memory) */
+static char *store_key_dup(const struct store_key *k)
+{
+	char *d = malloc(k->total + 1), *p = d;
+	int i;
+
+	if (d == NULL) {
 		store_fail("redis: out of memory");
 		return NULL;
 	}
-	p = k;
-	memcpy(p, prefix, lp);
-	p += lp;
-	*p++ = '{';
-	memcpy(p, net, ln);
-	p += ln;
-	*p++ = '}';
-	*p++ = ':';
-	*p++ = kind;
-	*p++ = ':';
-	memcpy(p, rule, lr);
-	p += lr;
-	*p++ = ':';
-	if (u->scope_len > 0)
-		memcpy(p, u->scope, u->scope_len);
-	p += u->scope_len;
+	for (i = 0; i < k->n; i++) {
+		if (k->len[i] > 0)
+			memcpy(p, k->s[i], k->len[i]);
+		p += k->len[i];
+	}
 	*p = '\0';
-	return k;
+	return d;
 }
+
+/* ---- pipelines ---------------------------------------------------------- */
+
+/*
+ * A batch of commands sent in one round trip: the commands are encoded
+ * into this connection's request buffer (resp.h, reused from one batch to
+ * the next), store_batch_run hands the whole request to hiredis at once
+ * and reads every reply in order, so that the connection stays in step
+ * even when some command failed. Keys of different senders or networks may
+ * live in different cluster slots, so every command names one key only
+ * (the reserve script's keys share one network's hash tag).
+ */
+struct store_batch {
+	struct store_conn *s;
+	const struct config *cfg;
+	const char *what;     /* names the operation in errors */
+	redisReply **replies; /* one per command, filled by run (s->replies) */
+	size_t sent;          /* commands queued */
+	size_t got;           /* replies read */
+	int rv;               /* STORE_ERR once anything failed */
+};
+
+/* store_batch_begin - connect; STORE_ERR when Redis is unavailable */
+static int store_batch_begin(struct store_batch *b, const struct config *cfg, const char *what)
+{
+	memset(b, 0, sizeof(*b));
+	b->cfg = cfg;
+	b->what = what;
+	b->rv = STORE_OK;
+	if ((b->s = store_conn_get()) == NULL || store_connect(b->s, cfg) != 0)
+		return STORE_ERR;
+	resp_reset(&b->s->req);
+	return STORE_OK;
+}
+
+/*
+ * store_batch_fail - a command could not be built (the builder said why):
+ * the batch is not sent.
+ */
+static void store_batch_fail(struct store_batch *b)
+{
+	b->rv = STORE_ERR;
+}
+
+/*
+ * store_cmd - start a command of ARGC arguments; the caller writes them
+ * into the request returned.
+ */
+static struct resp_buf *store_cmd(struct store_batch *b, size_t argc)
+{
+	struct store_conn *s = b->s;
+
+	if (b->sent == s->cap_replies) {
+		size_t cap = s->cap_replies ? 2 * s->cap_replies : 32;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+		redisReply **r = realloc(s->replies, cap * sizeof(*r));
+
+		if (r == NULL) {
+			s->req.failed = true;
+			return &s->req;
+		}
+		s->replies = r;
+		s->cap_replies = cap;
+	}
+	b->sent++;
+	resp_array(&s->req, argc);
+	return &s->req;
+}
+
+/* store_is_noscript - Redis does not know the script (any more) */
+static bool store_is_noscript(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/*
+ * store_batch_run - send what was queued and read every reply. STORE_ERR
+ * after an I/O error or timeout (the connection is dropped), an error reply
+ * (the first one is reported; NOSCRIPT is left to the caller) or a failure
+ * to build a command.
+ */
+static int store_batch_run(struct store_batch *b)
+{
+	struct store_conn *s = b->s;
+	size_t i;
+
+	if (s->req.failed) {
+		store_fail("redis: %s: out of memory", b->what);
+		b->rv = STORE_ERR;
+	}
+	if (b->rv != STORE_OK || b->sent == 0)
+		return b->rv;
+	if (redisAppendFormattedCommand(s->c, s->req.p, s->req.len) != REDIS_OK) {
+		store_fail("redis: %s: cannot queue the commands", b->what);
+		store_drop(s);
+		return b->rv = STORE_ERR;
+	}
+	b->replies = s->replies;
+	for (i = 0; i < b->sent; i++) {
+		redisReply *r;
+
+		if (redisGetReply(s->c, (void **)&r) != REDIS_OK || r == NULL) {
+			store_io_error(s->c, b->what, store_timeout_ms(b->cfg));
+			store_broken(s);
+			return b->rv = STORE_ERR;
+		}
+		b->replies[b->got++] = r;
+		if (r->type == REDIS_REPLY_ERROR && b->rv == STORE_OK && !store_is_noscript(r)) {
+			store_fail("redis: %s: %.*s", b->what, (int)r->len, r->str);
+			b->rv = STORE_ERR;
+		}
+	}
+	return b->rv;
+}
+
+/* store_batch_end - free the replies (the buffers stay for the next batch) */
+static void store_batch_end(struct store_batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->got; i++)
+		freeReplyObject(b->replies[i]);
+	b->got = b->sent = 0;
+	b->replies = NULL;
+}
+
+/* store_wall_ms - the local clock, ms since the epoch */
+static long long store_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* the configured relationship lifetime (days) in ms, and the cap */
+static long long store_rel_ttl_ms(const struct config *cfg)
+{
+	return (long long)(cfg->relationship_ttl > 0 ? cfg->relationship_ttl : 365) * 86400000LL;
+}
+
+static long long store_rel_max(const struct config *cfg)
+{
+	return cfg->relationship_max > 0 ? cfg->relationship_max : 10000;
+}
+
+/* store_batch_key_cmd - queue CMD KEY [A2 [A3]] (C strings) */
+static void store_batch_key_cmd(struct store_batch *b, const char *cmd, const struct store_key *k,
+				const char *a2, const char *a3)
+{
+	struct resp_buf *r = store_cmd(b, a3 != NULL ? 4 : a2 != NULL ? 3 : 2);
+
+	resp_str(r, cmd);
+	store_put_key(r, k);
+	if (a2 != NULL)
+		resp_str(r, a2);
+	if (a3 != NULL)
+		resp_str(r, a3);
+}
+
+#define STORE_CHUNK 1000 /* members per ZADD / ZREM */
+
+/*
+ * store_batch_members - queue CMD KEY [SCORE] M1 [SCORE] M2 ... for the N
+ * members, at most CHUNK members per command (0: all in one); with SCORE
+ * NULL the members go without scores (ZREM, ZMSCORE).
+ */
+static void store_batch_members(struct store_batch *b, const char *cmd,
+				const struct store_key *k, const char *score,
+				const char *const *members, size_t n, size_t chunk)
+{
+	size_t per = score != NULL ? 2 : 1;
+	size_t most = chunk > 0 && chunk < n ? chunk : n;
+	size_t done = 0, slen = score != NULL ? strlen(score) : 0;
+
+	while (done < n) {
+		size_t m = n - done < most ? n - done : most, i;
+		struct resp_buf *r = store_cmd(b, 2 + per * m);
+
+		resp_str(r, cmd);
+		store_put_key(r, k);
+		for (i = 0; i < m; i++) {
+			if (score != NULL)
+				resp_bulk(r, score, slen);
+			resp_str(r, members[done + i]);
+		}
+		done += m;
+	}
+}
+
+/*
+ * store_batch_touch - MEMBERS (N) of the sorted set K were seen at NOW:
+ * then entries older than KEEP_MS go, the newest MAX stay, and the set
+ * lives KEEP_MS after this. Relationships, velocity and the MX groups all
+ * keep their sets this way.
+ */
+static void store_batch_touch(struct store_batch *b, const struct store_key *k,
+			      const char *const *members, size_t n, long long now,
+			      long long keep_ms, long long max)
+{
+	char snow[24], cutoff[24], rank[24], skeep[24];
+
+	if (n == 0)
+		return;
+	snprintf(snow, sizeof(snow), "%lld", now);
+	snprintf(cutoff, sizeof(cutoff), "(%lld", now - keep_ms);
+	snprintf(rank, sizeof(rank), "%lld", -max - 1);
+	snprintf(skeep, sizeof(skeep), "%lld", keep_ms);
+	store_batch_members(b, "ZADD", k, snow, members, n, STORE_CHUNK);
+	store_batch_key_cmd(b, "ZREMRANGEBYSCORE", k, "-inf", cutoff);
+	store_batch_key_cmd(b, "ZREMRANGEBYRANK", k, "0", rank);
+	store_batch_key_cmd(b, "PEXPIRE", k, skeep, NULL);
+}
+
+/* RCPTS become known correspondents of SENDER, last seen NOW */
+static void store_batch_learn(struct store_batch *b, const char *sender,
+			      const char *const *rcpts, size_t n, long long now)
+{
+	struct store_key k;
+
+	store_key_sender(&k, b->cfg, sender, "rel");
+	store_batch_touch(b, &k, rcpts, n, now, store_rel_ttl_ms(b->cfg), store_rel_max(b->cfg));
+}
+
+/* ---- rate windows -------------------------------------------------------- */
 
 static int store_check_unit(const struct store_unit *u)
 {
@@ -523,18 +799,78 @@ static int store_check_unit(const struct store_unit *u)
 	return 0;
 }
 
-/* the numbers one unit passes to reserve.lua */
-struct store_nums {
-	char hourly[24];
-	char burst[24];
-	char window[24];
-};
+/* the units of one reservation: complete, all of one network, not too many */
+static int store_check_reserve(const struct store_unit *units, size_t n)
+{
+	size_t i;
+
+	if (n > 10000) {
+		store_fail("redis: reserve: too many units (%zu)", n);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (store_check_unit(&units[i]) != 0)
+			return -1;
+		if (units[i].network == NULL || strcmp(units[i].network, units[0].network) != 0) {
+			store_fail("redis: reserve: units of more than one network");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * store_queue_reserve - EVALSHA reserve.lua for UNITS:
+ * sha numkeys w1 p1 .. wn pn now ttl m1 h1 b1 bw1 .. mn hn bn bwn
+ */
+static void store_queue_reserve(struct store_batch *b, const struct store_unit *units, size_t n,
+				long long now_ms)
+{
+	const struct config *cfg = b->cfg;
+	struct resp_buf *r = store_cmd(b, 3 + 2 * n + 2 + 4 * n);
+	struct store_key k;
+	size_t i;
+
+	resp_bulk(r, "EVALSHA", 7);
+	resp_bulk(r, b->s->sha[SCRIPT_RESERVE], 40);
+	resp_ll(r, (long long)(2 * n));
+	for (i = 0; i < n; i++) {
+		store_key_unit(&k, cfg, &units[i], "w:");
+		store_put_key(r, &k);
+		store_key_unit(&k, cfg, &units[i], "p:");
+		store_put_key(r, &k);
+	}
+	resp_ll(r, now_ms > 0 ? now_ms : 0);
+	resp_ll(r, (long long)(cfg->reservation_ttl > 0 ? cfg->reservation_ttl : 1) * 1000);
+	for (i = 0; i < n; i++) {
+		const struct limit_values *lv = &units[i].lv;
+		long bw = lv->burst_window < 1 ? 1 : lv->burst_window > 3600 ? 3600
+									  : lv->burst_window;
+
+		resp_str(r, units[i].member);
+		resp_ll(r, lv->hourly);
+		resp_ll(r, lv->burst);
+		resp_ll(r, (long long)bw * 1000);
+	}
+}
+
+/* store_unexpected - WHAT got reply R, which is not what it wanted */
+static int store_unexpected(const char *what, const redisReply *r)
+{
+	if (r->type == REDIS_REPLY_ERROR)
+		store_fail("redis: %s: %.*s", what, (int)r->len, r->str);
+	else
+		store_fail("redis: %s: unexpected reply", what);
+	return STORE_ERR;
+}
 
 /* store_parse_verdict - reserve.lua's answer into V */
 static int store_parse_verdict(const redisReply *r, size_t n, struct store_verdict *v)
 {
 	const redisReply *const *e;
 
+	if (r->type == REDIS_REPLY_ERROR)
+		return store_unexpected("reserve", r);
 	if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
 		return STORE_OK;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
@@ -561,383 +897,242 @@ bad:
 	return STORE_ERR;
 }
 
-int store_reserve(const struct config *cfg, const struct store_unit *units, size_t n,
-		  long long now_ms, struct store_verdict *v)
+/* store_score_ms - a sorted set score as sent by Redis; false when not one */
+static bool store_score_ms(const redisReply *r, double *ms)
 {
-	struct store_verdict dummy;
-	struct store_conn *s;
-	const char **argv = NULL;
-	size_t *lens = NULL;
-	char **keys = NULL;
-	struct store_nums *nums = NULL;
-	char ttl[24], now[24], numkeys[24];
-	size_t i, nkeys = 0, argc;
-	redisReply *r;
-	int rv = STORE_ERR;
+	char *end;
 
-	if (v == NULL)
-		v = &dummy;
-	memset(v, 0, sizeof(*v));
-	v->unit = -1;
-	v->which = WINDOW_ADMIT;
-	if (n == 0)
-		return STORE_OK;
-	if (n > 10000) {
-		store_fail("redis: reserve: too many units (%zu)", n);
-		return STORE_ERR;
-	}
-	for (i = 0; i < n; i++) {
-		if (store_check_unit(&units[i]) != 0)
-			return STORE_ERR;
-		if (units[i].network == NULL ||
-		    strcmp(units[i].network, units[0].network) != 0) {
-			store_fail("redis: reserve: units of more than one network");
-			return STORE_ERR;
-		}
-	}
-
-	/* EVALSHA sha numkeys w1 p1 .. now ttl m1 h1 b1 bw1 .. */
-	argc = 3 + 2 * n + 2 + 4 * n;
-	argv = calloc(argc, sizeof(*argv));
-	lens = calloc(argc, sizeof(*lens));
-	keys = calloc(2 * n, sizeof(*keys));
-	nums = calloc(n, sizeof(*nums));
-	if (argv == NULL || lens == NULL || keys == NULL || nums == NULL) {
-		store_fail("redis: out of memory");
-		goto out;
-	}
-
-	for (i = 0; i < n; i++) {
-		size_t a = 3 + 2 * i;
-
-		if ((keys[nkeys] = store_key(cfg, &units[i], 'w', &lens[a])) == NULL)
-			goto out;
-		argv[a] = keys[nkeys++];
-		if ((keys[nkeys] = store_key(cfg, &units[i], 'p', &lens[a + 1])) == NULL)
-			goto out;
-		argv[a + 1] = keys[nkeys++];
-	}
-	snprintf(now, sizeof(now), "%lld", now_ms > 0 ? now_ms : 0);
-	snprintf(ttl, sizeof(ttl), "%lld",
-		 (long long)(cfg->reservation_ttl > 0 ? cfg->reservation_ttl : 1) * 1000);
-	snprintf(numkeys, sizeof(numkeys), "%zu", 2 * n);
-	argv[2] = numkeys;
-	lens[2] = strlen(numkeys);
-	{
-		size_t a = 3 + 2 * n;
-
-		argv[a] = now;
-		lens[a] = strlen(now);
-		argv[a + 1] = ttl;
-		lens[a + 1] = strlen(ttl);
-		for (i = 0; i < n; i++) {
-			const struct limit_values *lv = &units[i].lv;
-			long bw = lv->burst_window < 1 ? 1 : lv->burst_window > 3600 ? 3600
-										  : lv->burst_window;
-			size_t b = a + 2 + 4 * i;
-
-			snprintf(nums[i].hourly, sizeof(nums[i].hourly), "%ld", lv->hourly);
-			snprintf(nums[i].burst, sizeof(nums[i].burst), "%ld", lv->burst);
-			snprintf(nums[i].window, sizeof(nums[i].window), "%ld", bw * 1000);
-			argv[b] = units[i].member;
-			lens[b] = strlen(units[i].member);
-			argv[b + 1] = nums[i].hourly;
-			lens[b + 1] = strlen(nums[i].hourly);
-			argv[b + 2] = nums[i].burst;
-			lens[b + 2] = strlen(nums[i].burst);
-			argv[b + 3] = nums[i].window;
-			lens[b + 3] = strlen(nums[i].window);
-		}
-	}
-
-	if ((s = store_conn_get()) == NULL || store_connect(s, cfg) != 0)
-		goto out;
-	if ((r = store_eval(s, cfg, SCRIPT_RESERVE, (int)argc, argv, lens)) == NULL)
-		goto out;
-	rv = store_parse_verdict(r, n, v);
-	freeReplyObject(r);
-out:
-	if (keys != NULL)
-		for (i = 0; i < nkeys; i++)
-			free(keys[i]);
-	free(keys);
-	free(nums);
-	free(lens);
-	free(argv);
-	return rv;
+	if (r->type != REDIS_REPLY_STRING || r->len == 0)
+		return false;
+	*ms = strtod(r->str, &end);
+	return *end == '\0';
 }
 
-/* ---- pipelines ---------------------------------------------------------- */
-
-/*
- * A batch of plain commands sent in one round trip: store_batch_add only
- * queues a command in hiredis's output buffer, store_batch_run writes them
- * all and reads every reply in order, so that the connection stays in step
- * even when some command failed. Keys of different senders or networks may
- * live in different cluster slots, so every command names one key only.
- */
-struct store_batch {
-	struct store_conn *s;
-	const struct config *cfg;
-	const char *what;     /* names the operation in errors */
-	redisReply **replies; /* one per queued command, filled by run */
-	size_t sent;          /* commands queued */
-	size_t cap;           /* room in replies */
-	size_t got;           /* replies read */
-	int rv;               /* STORE_ERR once anything failed */
-};
-
-/* store_batch_begin - connect; STORE_ERR when Redis is unavailable */
-static int store_batch_begin(struct store_batch *b, const struct config *cfg, const char *what)
+/* the sender whose velocity and second block Q reads */
+static const char *store_vel_sender(const struct store_lookup *q)
 {
-	memset(b, 0, sizeof(*b));
-	b->cfg = cfg;
-	b->what = what;
-	b->rv = STORE_OK;
-	if ((b->s = store_conn_get()) == NULL || store_connect(b->s, cfg) != 0)
-		return STORE_ERR;
+	return q->vel_sender != NULL ? q->vel_sender : q->rel_sender;
+}
+
+/* store_queue_lookup - the reads of Q (parsed by store_parse_lookup) */
+static void store_queue_lookup(struct store_batch *b, const struct store_lookup *q,
+			       long long now_ms)
+{
+	const char *vel_sender = store_vel_sender(q);
+	struct store_key rel, vel, block;
+	char cutoff[24];
+
+	store_key_sender(&rel, b->cfg, q->rel_sender, "rel");
+	store_key_sender(&vel, b->cfg, vel_sender, "vel");
+	if (q->rcpt != NULL) {
+		store_batch_key_cmd(b, "ZSCORE", &rel, q->rcpt, NULL);
+		store_batch_key_cmd(b, "ZSCORE", &vel, q->rcpt, NULL);
+	}
+	if (!q->message)
+		return;
+	snprintf(cutoff, sizeof(cutoff), "%lld", now_ms - HOUR_MS);
+	store_batch_key_cmd(b, "ZCOUNT", &vel, cutoff, "+inf");
+	store_key_sender(&block, b->cfg, q->rel_sender, "block");
+	store_batch_key_cmd(b, "GET", &block, NULL, NULL);
+	if (strcmp(q->rel_sender, vel_sender) != 0) {
+		store_key_sender(&block, b->cfg, vel_sender, "block");
+		store_batch_key_cmd(b, "GET", &block, NULL, NULL);
+	}
+}
+
+/* store_parse_lookup - the replies from I on into F */
+static int store_parse_lookup(const struct store_batch *b, size_t i, const struct store_lookup *q,
+			      long long now_ms, struct store_found *f)
+{
+	const redisReply *r;
+	size_t n_block = strcmp(q->rel_sender, store_vel_sender(q)) != 0 ? 2 : 1, k;
+	double ms;
+
+	if (q->rcpt != NULL) {
+		r = b->replies[i++];
+		if (r->type != REDIS_REPLY_NIL) {
+			if (!store_score_ms(r, &ms))
+				return store_unexpected("lookup", r);
+			f->known = ms >= (double)(now_ms - store_rel_ttl_ms(b->cfg));
+		}
+		r = b->replies[i++];
+		if (r->type != REDIS_REPLY_NIL) {
+			if (!store_score_ms(r, &ms))
+				return store_unexpected("lookup", r);
+			f->recent = ms >= (double)(now_ms - HOUR_MS);
+		}
+	}
+	if (!q->message)
+		return STORE_OK;
+	r = b->replies[i++];
+	if (r->type != REDIS_REPLY_INTEGER)
+		return store_unexpected("lookup", r);
+	f->velocity = (long)r->integer;
+	for (k = 0; k < n_block; k++) {
+		r = b->replies[i++];
+		if (r->type == REDIS_REPLY_NIL || f->blocked)
+			continue;
+		if (r->type != REDIS_REPLY_STRING)
+			return store_unexpected("lookup", r);
+		f->blocked = true;
+		snprintf(f->block_reason, sizeof(f->block_reason), "%.*s", (int)r->len, r->str);
+	}
 	return STORE_OK;
 }
 
-/*
- * store_batch_fail - a command could not be built (the builder said why):
- * nothing more is queued, what was queued is still sent and read.
- */
-static void store_batch_fail(struct store_batch *b)
+/* store_reserve_alone - the reservation in a round trip of its own (after NOSCRIPT) */
+static int store_reserve_alone(const struct config *cfg, const struct store_unit *units,
+			       size_t n, long long now_ms, struct store_verdict *v)
 {
-	b->rv = STORE_ERR;
-}
+	struct store_batch b;
+	int rv = STORE_ERR;
 
-/* store_batch_add - queue one command (ignored once the batch failed) */
-static void store_batch_add(struct store_batch *b, int argc, const char **argv,
-			    const size_t *lens)
-{
-	if (b->rv != STORE_OK || b->s->c == NULL)
-		return;
-	if (b->sent == b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 16;
-		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-		redisReply **r = realloc(b->replies, cap * sizeof(*r));
-
-		if (r == NULL) {
-			store_fail("redis: %s: out of memory", b->what);
-			b->rv = STORE_ERR;
-			return;
-		}
-		b->replies = r;
-		b->cap = cap;
-	}
-	if (redisAppendCommandArgv(b->s->c, argc, argv, lens) != REDIS_OK) {
-		/* nothing was written yet: dropping the connection discards it all */
-		store_fail("redis: %s: cannot queue the command", b->what);
-		store_drop(b->s);
-		b->sent = 0;
-		b->rv = STORE_ERR;
-		return;
-	}
-	b->sent++;
-}
-
-/*
- * store_batch_run - send what was queued and read every reply. STORE_ERR
- * after an I/O error or timeout (the connection is dropped), an error reply
- * (the first one is reported) or an earlier failure to build a command.
- */
-static int store_batch_run(struct store_batch *b)
-{
-	size_t i;
-
-	for (i = 0; i < b->sent; i++) {
-		redisReply *r;
-
-		if (redisGetReply(b->s->c, (void **)&r) != REDIS_OK || r == NULL) {
-			store_io_error(b->s->c, b->what, store_timeout_ms(b->cfg));
-			store_broken(b->s);
-			b->rv = STORE_ERR;
-			return STORE_ERR;
-		}
-		b->replies[b->got++] = r;
-		if (r->type == REDIS_REPLY_ERROR && b->rv == STORE_OK) {
-			store_fail("redis: %s: %.*s", b->what, (int)r->len, r->str);
-			b->rv = STORE_ERR;
+	if (store_batch_begin(&b, cfg, "reserve") != STORE_OK)
+		return STORE_ERR;
+	if (store_load_script(b.s, cfg, SCRIPT_RESERVE) == 0) {
+		store_queue_reserve(&b, units, n, now_ms);
+		if (store_batch_run(&b) == STORE_OK) {
+			if (store_is_noscript(b.replies[0]))
+				store_fail("redis: EVALSHA: script missing after reload");
+			else
+				rv = store_parse_verdict(b.replies[0], n, v);
 		}
 	}
-	return b->rv;
+	store_batch_end(&b);
+	return rv;
 }
 
-/* store_batch_end - free the replies */
-static void store_batch_end(struct store_batch *b)
+int store_rcpt(const struct config *cfg, const struct store_unit *units, size_t n,
+	       long long now_ms, struct store_verdict *v, const struct store_lookup *q,
+	       struct store_found *f)
 {
-	size_t i;
+	struct store_verdict dummy;
+	struct store_found unused;
+	struct store_batch b;
+	long long now_lookup = 0;
+	bool again = false;
+	size_t i_lookup;
+	int rv;
 
-	for (i = 0; i < b->got; i++)
-		freeReplyObject(b->replies[i]);
-	free(b->replies);
-	b->replies = NULL;
-	b->got = b->sent = b->cap = 0;
-}
-
-/* store_wall_ms - the local clock, ms since the epoch */
-static long long store_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* the configured relationship lifetime (days) in ms, and the cap */
-static long long store_rel_ttl_ms(const struct config *cfg)
-{
-	return (long long)(cfg->relationship_ttl > 0 ? cfg->relationship_ttl : 365) * 86400000LL;
-}
-
-static long long store_rel_max(const struct config *cfg)
-{
-	return cfg->relationship_max > 0 ? cfg->relationship_max : 10000;
-}
-
-/* store_sender_key - "PREFIX{s:SENDER}:KIND", malloc'd */
-static char *store_sender_key(const struct config *cfg, const char *sender, const char *kind,
-			      size_t *len)
-{
-	const char *prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
-	size_t size = strlen(prefix) + strlen(sender) + strlen(kind) + 6;
-	char *k;
-
-	if ((k = malloc(size)) == NULL) {
-		store_fail("redis: out of memory");
-		return NULL;
+	if (v == NULL)
+		v = &dummy;
+	if (f == NULL)
+		f = &unused;
+	memset(v, 0, sizeof(*v));
+	v->unit = -1;
+	v->which = WINDOW_ADMIT;
+	memset(f, 0, sizeof(*f));
+	f->status = STORE_ERR;
+	if (n > 0 && store_check_reserve(units, n) != 0)
+		return STORE_ERR;
+	if (q != NULL && q->rel_sender == NULL) {
+		store_fail("redis: lookup: no sender");
+		return STORE_ERR;
 	}
-	*len = (size_t)snprintf(k, size, "%s{s:%s}:%s", prefix, sender, kind);
-	return k;
+	if (q == NULL && n == 0)
+		return STORE_OK;
+	if (store_batch_begin(&b, cfg, n > 0 ? "reserve" : "lookup") != STORE_OK)
+		return STORE_ERR;
+	/* the one extra round trip of a new connection */
+	if (n > 0 && b.s->sha[SCRIPT_RESERVE][0] == '\0' &&
+	    store_load_script(b.s, cfg, SCRIPT_RESERVE) != 0) {
+		store_batch_end(&b);
+		return STORE_ERR;
+	}
+	if (n > 0)
+		store_queue_reserve(&b, units, n, now_ms);
+	i_lookup = b.sent;
+	if (q != NULL) {
+		now_lookup = q->now_ms > 0 ? q->now_ms : store_wall_ms();
+		store_queue_lookup(&b, q, now_lookup);
+	}
+	/* an error reply spoils only its own part: every reply was read */
+	if (store_batch_run(&b) != STORE_OK && b.got < b.sent) {
+		store_batch_end(&b);
+		return STORE_ERR;
+	}
+	rv = STORE_OK;
+	if (n > 0) {
+		again = store_is_noscript(b.replies[0]);
+		if (!again)
+			rv = store_parse_verdict(b.replies[0], n, v);
+	}
+	if (q != NULL && store_parse_lookup(&b, i_lookup, q, now_lookup, f) == STORE_OK) {
+		f->status = STORE_OK;
+	} else if (q != NULL) {
+		memset(f, 0, sizeof(*f));
+		f->status = STORE_ERR;
+	}
+	store_batch_end(&b);
+	if (again) /* Redis forgot the script (SCRIPT FLUSH, failover) */
+		rv = store_reserve_alone(cfg, units, n, now_ms, v);
+	return rv;
+}
+
+int store_reserve(const struct config *cfg, const struct store_unit *units, size_t n,
+		  long long now_ms, struct store_verdict *v)
+{
+	return store_rcpt(cfg, units, n, now_ms, v, NULL, NULL);
 }
 
 /* store_batch_units - ZREM each unit from its pending set and, when RELEASE, its window */
 static void store_batch_units(struct store_batch *b, const struct store_unit *units, size_t n,
 			      bool release)
 {
-	static const char kinds[2] = { 'p', 'w' };
+	static const char *const kinds[2] = { "p:", "w:" };
+	struct store_key k;
 	size_t i;
-	int k;
+	int j;
 
-	for (i = 0; i < n; i++) {
-		for (k = 0; k < (release ? 2 : 1); k++) {
-			const char *argv[3];
-			size_t lens[3];
-			char *key = store_key(b->cfg, &units[i], kinds[k], &lens[1]);
-
-			if (key == NULL) {
-				store_batch_fail(b);
-				return;
-			}
-			argv[0] = "ZREM";
-			lens[0] = 4;
-			argv[1] = key;
-			argv[2] = units[i].member;
-			lens[2] = strlen(units[i].member);
-			store_batch_add(b, 3, argv, lens);
-			free(key);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < (release ? 2 : 1); j++) {
+			store_key_unit(&k, b->cfg, &units[i], kinds[j]);
+			store_batch_key_cmd(b, "ZREM", &k, units[i].member, NULL);
 		}
-	}
 }
 
-/* store_batch_simple - queue a command of up to 4 C strings */
-static void store_batch_simple(struct store_batch *b, const char *a0, const char *a1,
-			       size_t a1len, const char *a2, const char *a3)
+/* ---- velocity -------------------------------------------------------------- */
+
+static int store_cmp_str(const void *a, const void *b)
 {
-	const char *argv[4] = { a0, a1, a2, a3 };
-	size_t lens[4];
-	int argc = a3 != NULL ? 4 : a2 != NULL ? 3 : 2;
-	int i;
-
-	lens[0] = strlen(a0);
-	lens[1] = a1len;
-	for (i = 2; i < argc; i++)
-		lens[i] = strlen(argv[i]);
-	store_batch_add(b, argc, argv, lens);
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-#define STORE_CHUNK 1000 /* members per ZADD / ZREM */
-
-/*
- * store_batch_members - queue CMD KEY [SCORE] M1 [SCORE] M2 ... for the N
- * members RCPTS, at most CHUNK members per command (0: all in one); with
- * SCORE NULL the members go without scores (ZREM, ZMSCORE).
- */
-static void store_batch_members(struct store_batch *b, const char *cmd, const char *key,
-				size_t klen, const char *score, const char *const *rcpts, size_t n,
-				size_t chunk)
+long store_velocity(long before, const char *const *rcpts, const unsigned char *recent,
+		    size_t n)
 {
-	size_t per = score != NULL ? 2 : 1;
-	size_t most = chunk > 0 && chunk < n ? chunk : n;
-	const char **argv;
-	size_t *lens;
-	size_t done = 0, slen = score != NULL ? strlen(score) : 0;
+	const char **fresh;
+	size_t i, k = 0;
+	long v = before > 0 ? before : 0;
 
-	if (n == 0)
-		return;
-	argv = malloc((2 + per * most) * sizeof(*argv));
-	lens = malloc((2 + per * most) * sizeof(*lens));
-	if (argv == NULL || lens == NULL) {
-		free(argv);
-		free(lens);
-		store_fail("redis: %s: out of memory", b->what);
-		store_batch_fail(b);
-		return;
+	if (n > 0 && (fresh = malloc(n * sizeof(*fresh))) != NULL) {
+		for (i = 0; i < n; i++)
+			if (!recent[i])
+				fresh[k++] = rcpts[i];
+		qsort(fresh, k, sizeof(*fresh), store_cmp_str);
+		for (i = 0; i < k; i++)
+			if (i == 0 || strcmp(fresh[i], fresh[i - 1]) != 0)
+				v++;
+		free(fresh);
+	} else {
+		/* out of memory: duplicates count twice, erring on the high side */
+		for (i = 0; i < n; i++)
+			v += !recent[i];
 	}
-	argv[0] = cmd;
-	lens[0] = strlen(cmd);
-	argv[1] = key;
-	lens[1] = klen;
-	while (done < n) {
-		size_t m = n - done < most ? n - done : most;
-		size_t i, a = 2;
-
-		for (i = 0; i < m; i++) {
-			if (score != NULL) {
-				argv[a] = score;
-				lens[a++] = slen;
-			}
-			argv[a] = rcpts[done + i];
-			lens[a++] = strlen(rcpts[done + i]);
-		}
-		store_batch_add(b, (int)a, argv, lens);
-		done += m;
-	}
-	free(lens);
-	free(argv);
+	return v < VELOCITY_CAP ? v : VELOCITY_CAP;
 }
 
-/*
- * store_batch_learn - RCPTS become known correspondents of SENDER, last
- * seen NOW; then entries past relationship_ttl go, the newest
- * relationship_max stay, and the set lives relationship_ttl after this.
- */
-static void store_batch_learn(struct store_batch *b, const char *sender,
-			      const char *const *rcpts, size_t n, long long now)
+/* RCPTS were mailed by SENDER at NOW: its set keeps the last hour, at most VELOCITY_CAP */
+static void store_batch_velocity(struct store_batch *b, const char *sender,
+				 const char *const *rcpts, size_t n, long long now)
 {
-	long long ttl = store_rel_ttl_ms(b->cfg);
-	char snow[24], cutoff[24], rank[24], sttl[24];
-	size_t klen;
-	char *key;
+	struct store_key k;
 
-	if (n == 0)
-		return;
-	if ((key = store_sender_key(b->cfg, sender, "rel", &klen)) == NULL) {
-		store_batch_fail(b);
-		return;
-	}
-	snprintf(snow, sizeof(snow), "%lld", now);
-	snprintf(cutoff, sizeof(cutoff), "(%lld", now - ttl);
-	snprintf(rank, sizeof(rank), "%lld", -store_rel_max(b->cfg) - 1);
-	snprintf(sttl, sizeof(sttl), "%lld", ttl);
-	store_batch_members(b, "ZADD", key, klen, snow, rcpts, n, STORE_CHUNK);
-	store_batch_simple(b, "ZREMRANGEBYSCORE", key, klen, "-inf", cutoff);
-	store_batch_simple(b, "ZREMRANGEBYRANK", key, klen, "0", rank);
-	store_batch_simple(b, "PEXPIRE", key, klen, sttl, NULL);
-	free(key);
+	store_key_sender(&k, b->cfg, sender, "vel");
+	store_batch_touch(b, &k, rcpts, n, now, HOUR_MS, VELOCITY_CAP);
 }
+
+/* ---- counters and the decision log --------------------------------------- */
 
 #define STORE_STATS_TTL "691200" /* 8 days, in seconds */
 #define STORE_TOP_TRIM "-1001"    /* keep the 1000 biggest senders an hour */
@@ -955,27 +1150,23 @@ static int store_hour(long long now_ms, char *hour, size_t size)
 	return 0;
 }
 
-/* store_count_key - the key a counter goes to (doc/REDIS.md), malloc'd */
-static char *store_count_key(const struct config *cfg, const struct store_count *c,
-			     const char *hour, size_t *len)
+/* store_key_count - the key counter C goes to in HOUR (doc/REDIS.md) */
+static void store_key_count(struct store_key *k, const struct config *cfg,
+			    const struct store_count *c, const char *hour)
 {
-	const char *prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
-	char kind[32];
-	size_t size;
-	char *k;
-
 	if (c->key == COUNT_SENDER) {
-		snprintf(kind, sizeof(kind), "h:%s", hour);
-		return store_sender_key(cfg, c->sender, kind, len);
+		store_key_sender(k, cfg, c->sender, "h:");
+	} else {
+		store_key_prefix(k, cfg);
+		store_key_str(k, c->key == COUNT_TOP ? "{stats}:top:" : "{stats}:h:");
 	}
-	size = strlen(prefix) + strlen(hour) + 16;
-	if ((k = malloc(size)) == NULL) {
-		store_fail("redis: out of memory");
-		return NULL;
-	}
-	*len = (size_t)snprintf(k, size, "%s{stats}:%s:%s", prefix,
-				c->key == COUNT_TOP ? "top" : "h", hour);
-	return k;
+	store_key_str(k, hour);
+}
+
+/* counters A and B go to the same key */
+static bool store_same_count_key(const struct store_count *a, const struct store_count *b)
+{
+	return a->key == b->key && (a->key != COUNT_SENDER || strcmp(a->sender, b->sender) == 0);
 }
 
 /*
@@ -986,8 +1177,8 @@ static void store_batch_counts(struct store_batch *b, const struct store_count *
 			       size_t n, long long now_ms)
 {
 	char hour[16], by[24];
-	char *keys[n + 1];
-	size_t lens[n + 1], nkeys = 0, i, j;
+	struct store_key k;
+	size_t i, j;
 
 	if (n == 0)
 		return;
@@ -996,72 +1187,87 @@ static void store_batch_counts(struct store_batch *b, const struct store_count *
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		size_t klen;
-		char *key = store_count_key(b->cfg, &counts[i], hour, &klen);
-
-		if (key == NULL) {
-			store_batch_fail(b);
-			break;
-		}
+		store_key_count(&k, b->cfg, &counts[i], hour);
 		snprintf(by, sizeof(by), "%ld", counts[i].by);
 		if (counts[i].key == COUNT_TOP) {
-			const char *argv[4] = { "ZINCRBY", key, by, counts[i].sender };
-			size_t alen[4] = { 7, klen, strlen(by), strlen(counts[i].sender) };
+			struct resp_buf *r = store_cmd(b, 4);
 
-			store_batch_add(b, 4, argv, alen);
-			/* bounded: the STORE_TOP_MAX biggest senders of the hour */
-			store_batch_simple(b, "ZREMRANGEBYRANK", key, klen, "0", STORE_TOP_TRIM);
+			resp_str(r, "ZINCRBY");
+			store_put_key(r, &k);
+			resp_str(r, by);
+			resp_str(r, counts[i].sender);
+			/* bounded: the 1000 biggest senders of the hour */
+			store_batch_key_cmd(b, "ZREMRANGEBYRANK", &k, "0", STORE_TOP_TRIM);
 		} else {
-			store_batch_simple(b, "HINCRBY", key, klen, counts[i].field, by);
+			store_batch_key_cmd(b, "HINCRBY", &k, counts[i].field, by);
 		}
-		for (j = 0; j < nkeys; j++)
-			if (lens[j] == klen && memcmp(keys[j], key, klen) == 0)
-				break;
-		if (j < nkeys) {
-			free(key);
-			continue;
-		}
-		keys[nkeys] = key;
-		lens[nkeys++] = klen;
 	}
-	for (j = 0; j < nkeys; j++) {
-		store_batch_simple(b, "EXPIRE", keys[j], lens[j], STORE_STATS_TTL, NULL);
-		free(keys[j]);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < i; j++)
+			if (store_same_count_key(&counts[j], &counts[i]))
+				break;
+		if (j < i)
+			continue; /* already given its TTL */
+		store_key_count(&k, b->cfg, &counts[i], hour);
+		store_batch_key_cmd(b, "EXPIRE", &k, STORE_STATS_TTL, NULL);
 	}
 }
 
 /* store_batch_log - XADD each entry to the capped decision log */
 static void store_batch_log(struct store_batch *b, const struct store_log *logs, size_t n)
 {
-	const char *prefix = b->cfg->redis.prefix != NULL ? b->cfg->redis.prefix : "";
-	char key[256], cap[24];
-	size_t klen, i, j;
+	struct store_key k;
+	size_t i, j;
 
 	if (n == 0 || b->cfg->log_max_entries <= 0)
 		return;
-	klen = (size_t)snprintf(key, sizeof(key), "%s{log}", prefix);
-	if (klen >= sizeof(key)) {
-		store_fail("redis: %s: prefix too long", b->what);
-		store_batch_fail(b);
-		return;
-	}
-	snprintf(cap, sizeof(cap), "%ld", b->cfg->log_max_entries);
+	store_key_prefix(&k, b->cfg);
+	store_key_add(&k, "{log}", 5);
 	for (i = 0; i < n; i++) {
-		size_t argc = 6 + 2 * logs[i].n_fields;
-		const char *argv[argc];
-		size_t alen[argc];
+		struct resp_buf *r = store_cmd(b, 6 + 2 * logs[i].n_fields);
 
-		argv[0] = "XADD", argv[1] = key, argv[2] = "MAXLEN", argv[3] = "~";
-		argv[4] = cap, argv[5] = "*";
+		resp_str(r, "XADD");
+		store_put_key(r, &k);
+		resp_str(r, "MAXLEN");
+		resp_str(r, "~");
+		resp_ll(r, b->cfg->log_max_entries);
+		resp_str(r, "*");
 		for (j = 0; j < 2 * logs[i].n_fields; j++)
-			argv[6 + j] = logs[i].fields[j] != NULL ? logs[i].fields[j] : "";
-		for (j = 0; j < argc; j++)
-			alen[j] = j == 1 ? klen : strlen(argv[j]);
-		store_batch_add(b, (int)argc, argv, alen);
+			resp_str(r, logs[i].fields[j] != NULL ? logs[i].fields[j] : "");
 	}
 }
 
 /* ---- end of message ------------------------------------------------------ */
+
+/* store_check_finish - everything F names is complete */
+static int store_check_finish(const struct store_finish *f, const char *what)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_commit; i++)
+		if (store_check_unit(&f->commit[i]) != 0)
+			return -1;
+	for (i = 0; i < f->n_release; i++)
+		if (store_check_unit(&f->release[i]) != 0)
+			return -1;
+	for (i = 0; i < f->n_learn; i++)
+		if (f->learn[i].sender == NULL || f->learn[i].rcpt == NULL) {
+			store_fail("redis: %s: incomplete relationship", what);
+			return -1;
+		}
+	for (i = 0; i < f->n_vel; i++)
+		if (f->vel_sender == NULL || f->vel_rcpts[i] == NULL) {
+			store_fail("redis: %s: incomplete velocity", what);
+			return -1;
+		}
+	for (i = 0; i < f->n_counts; i++)
+		if ((f->counts[i].key != COUNT_TOP && f->counts[i].field == NULL) ||
+		    (f->counts[i].key != COUNT_STATS && f->counts[i].sender == NULL)) {
+			store_fail("redis: %s: incomplete counter", what);
+			return -1;
+		}
+	return 0;
+}
 
 /* store_finish_run - store_finish, with WHAT naming the operation in errors */
 static int store_finish_run(const struct config *cfg, const struct store_finish *f,
@@ -1073,26 +1279,11 @@ static int store_finish_run(const struct config *cfg, const struct store_finish 
 	size_t i;
 	int rv;
 
-	if (f->n_commit == 0 && f->n_release == 0 && f->n_learn == 0 && f->n_counts == 0 &&
-	    f->n_logs == 0)
+	if (f->n_commit == 0 && f->n_release == 0 && f->n_learn == 0 && f->n_vel == 0 &&
+	    f->n_counts == 0 && f->n_logs == 0)
 		return STORE_OK;
-	for (i = 0; i < f->n_commit; i++)
-		if (store_check_unit(&f->commit[i]) != 0)
-			return STORE_ERR;
-	for (i = 0; i < f->n_release; i++)
-		if (store_check_unit(&f->release[i]) != 0)
-			return STORE_ERR;
-	for (i = 0; i < f->n_learn; i++)
-		if (f->learn[i].sender == NULL || f->learn[i].rcpt == NULL) {
-			store_fail("redis: %s: incomplete relationship", what);
-			return STORE_ERR;
-		}
-	for (i = 0; i < f->n_counts; i++)
-		if ((f->counts[i].key != COUNT_TOP && f->counts[i].field == NULL) ||
-		    (f->counts[i].key != COUNT_STATS && f->counts[i].sender == NULL)) {
-			store_fail("redis: %s: incomplete counter", what);
-			return STORE_ERR;
-		}
+	if (store_check_finish(f, what) != 0)
+		return STORE_ERR;
 	if (f->n_learn > 0 && (run = malloc(f->n_learn * sizeof(*run))) == NULL) {
 		store_fail("redis: %s: out of memory", what);
 		return STORE_ERR;
@@ -1114,6 +1305,8 @@ static int store_finish_run(const struct config *cfg, const struct store_finish 
 			run[k++] = f->learn[i++].rcpt;
 		store_batch_learn(&b, sender, run, k, now);
 	}
+	if (f->n_vel > 0)
+		store_batch_velocity(&b, f->vel_sender, f->vel_rcpts, f->n_vel, now);
 	store_batch_counts(&b, f->counts, f->n_counts, f->now_ms);
 	store_batch_log(&b, f->logs, f->n_logs);
 
@@ -1140,139 +1333,6 @@ int store_release(const struct config *cfg, const struct store_unit *units, size
 	struct store_finish f = { .release = units, .n_release = n };
 
 	return store_finish_run(cfg, &f, "release");
-}
-
-/* store_score_ms - a sorted set score as sent by Redis; false when not one */
-static bool store_score_ms(const redisReply *r, double *ms)
-{
-	char *end;
-
-	if (r->type != REDIS_REPLY_STRING || r->len == 0)
-		return false;
-	*ms = strtod(r->str, &end);
-	return *end == '\0';
-}
-
-/* store_parse_inputs - the replies of store_eom_inputs into IN */
-static int store_parse_inputs(const struct store_batch *b, size_t i_known, size_t n,
-			      long long cutoff, size_t i_card, size_t i_block, size_t n_block,
-			      struct store_inputs *in)
-{
-	const redisReply *r;
-	size_t i;
-
-	if (n > 0) {
-		r = b->replies[i_known];
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
-			goto bad;
-		for (i = 0; i < n; i++) {
-			const redisReply *e = r->element[i];
-			double ms;
-
-			if (e->type == REDIS_REPLY_NIL)
-				continue;
-			if (!store_score_ms(e, &ms))
-				goto bad;
-			if (ms >= (double)cutoff) {
-				if (in->known != NULL)
-					in->known[i] = 1;
-				in->known_count++;
-			}
-		}
-	}
-	r = b->replies[i_card];
-	if (r->type != REDIS_REPLY_INTEGER)
-		goto bad;
-	in->velocity = (long)r->integer;
-	for (i = 0; i < n_block; i++) {
-		r = b->replies[i_block + i];
-		if (r->type == REDIS_REPLY_NIL)
-			continue;
-		if (r->type != REDIS_REPLY_STRING)
-			goto bad;
-		in->blocked = true;
-		snprintf(in->block_reason, sizeof(in->block_reason), "%.*s", (int)r->len, r->str);
-		break;
-	}
-	return STORE_OK;
-bad:
-	store_fail("redis: %s: unexpected reply", b->what);
-	return STORE_ERR;
-}
-
-int store_eom_inputs(const struct config *cfg, const char *rel_sender, const char *vel_sender,
-		     const char *const *rcpts, size_t n, long long now_ms, struct store_inputs *in)
-{
-	struct store_batch b;
-	char *rel = NULL, *vel = NULL, *block[2] = { NULL, NULL };
-	size_t rlen, vlen, blen[2], n_block, i, i_known = 0, i_card, i_block;
-	char snow[24], cutoff[24], rank[24];
-	int rv = STORE_ERR;
-
-	in->known_count = 0;
-	in->velocity = 0;
-	in->blocked = false;
-	in->block_reason[0] = '\0';
-	if (in->known != NULL && n > 0)
-		memset(in->known, 0, n);
-	if (vel_sender == NULL)
-		vel_sender = rel_sender;
-	if (rel_sender == NULL || (n > 0 && rcpts == NULL)) {
-		store_fail("redis: inputs: no sender or recipients");
-		return STORE_ERR;
-	}
-	for (i = 0; i < n; i++)
-		if (rcpts[i] == NULL) {
-			store_fail("redis: inputs: missing recipient");
-			return STORE_ERR;
-		}
-	if (now_ms <= 0)
-		now_ms = store_wall_ms();
-	n_block = strcmp(rel_sender, vel_sender) != 0 ? 2 : 1;
-	if ((rel = store_sender_key(cfg, rel_sender, "rel", &rlen)) == NULL ||
-	    (vel = store_sender_key(cfg, vel_sender, "vel", &vlen)) == NULL ||
-	    (block[0] = store_sender_key(cfg, rel_sender, "block", &blen[0])) == NULL ||
-	    (n_block == 2 &&
-	     (block[1] = store_sender_key(cfg, vel_sender, "block", &blen[1])) == NULL))
-		goto out;
-	if (store_batch_begin(&b, cfg, "inputs") != STORE_OK)
-		goto out;
-
-	snprintf(snow, sizeof(snow), "%lld", now_ms);
-	snprintf(cutoff, sizeof(cutoff), "(%lld", now_ms - HOUR_MS);
-	snprintf(rank, sizeof(rank), "%d", -(VELOCITY_CAP + 1));
-	i_known = b.sent;
-	if (n > 0) {
-		store_batch_members(&b, "ZMSCORE", rel, rlen, NULL, rcpts, n, 0);
-		store_batch_members(&b, "ZADD", vel, vlen, snow, rcpts, n, 0);
-	}
-	store_batch_simple(&b, "ZREMRANGEBYSCORE", vel, vlen, "-inf", cutoff);
-	store_batch_simple(&b, "ZREMRANGEBYRANK", vel, vlen, "0", rank);
-	i_card = b.sent;
-	store_batch_simple(&b, "ZCARD", vel, vlen, NULL, NULL);
-	store_batch_simple(&b, "PEXPIRE", vel, vlen, "3600000", NULL);
-	i_block = b.sent;
-	for (i = 0; i < n_block; i++)
-		store_batch_simple(&b, "GET", block[i], blen[i], NULL, NULL);
-
-	if (store_batch_run(&b) == STORE_OK)
-		rv = store_parse_inputs(&b, i_known, n, now_ms - store_rel_ttl_ms(cfg), i_card,
-					i_block, n_block, in);
-	store_batch_end(&b);
-out:
-	free(rel);
-	free(vel);
-	free(block[0]);
-	free(block[1]);
-	if (rv != STORE_OK) {
-		in->known_count = 0;
-		in->velocity = 0;
-		in->blocked = false;
-		in->block_reason[0] = '\0';
-		if (in->known != NULL && n > 0)
-			memset(in->known, 0, n);
-	}
-	return rv;
 }
 
 /* ---- relationship lists and blocks (outboundctl) --------------------------- */
@@ -1316,24 +1376,19 @@ int store_rel_del(const struct config *cfg, const char *sender, const char *cons
 		  size_t n)
 {
 	struct store_batch b;
-	size_t klen;
-	char *key;
+	struct store_key k;
 	int rv;
 
 	if (store_check_rcpts(sender, rcpts, n, "rel del") != 0)
 		return STORE_ERR;
 	if (n == 0)
 		return STORE_OK;
-	if ((key = store_sender_key(cfg, sender, "rel", &klen)) == NULL)
+	if (store_batch_begin(&b, cfg, "rel del") != STORE_OK)
 		return STORE_ERR;
-	if (store_batch_begin(&b, cfg, "rel del") != STORE_OK) {
-		free(key);
-		return STORE_ERR;
-	}
-	store_batch_members(&b, "ZREM", key, klen, NULL, rcpts, n, STORE_CHUNK);
+	store_key_sender(&k, cfg, sender, "rel");
+	store_batch_members(&b, "ZREM", &k, NULL, rcpts, n, STORE_CHUNK);
 	rv = store_batch_run(&b);
 	store_batch_end(&b);
-	free(key);
 	return rv;
 }
 
@@ -1409,17 +1464,25 @@ static long store_list_since(const struct config *cfg, char *key, long long sinc
 	return count;
 }
 
+/* store_sender_key_dup - "PREFIX{s:SENDER}:KIND" as a C string (malloc'd) */
+static char *store_sender_key_dup(const struct config *cfg, const char *sender, const char *kind)
+{
+	struct store_key k;
+
+	store_key_sender(&k, cfg, sender, kind);
+	return store_key_dup(&k);
+}
+
 long store_rel_list(const struct config *cfg, const char *sender,
 		    void (*fn)(void *arg, const char *rcpt, long long last_seen_ms), void *arg)
 {
-	size_t klen;
 	char *key;
 
 	if (sender == NULL || fn == NULL) {
 		store_fail("redis: rel list: no sender or function");
 		return STORE_ERR;
 	}
-	if ((key = store_sender_key(cfg, sender, "rel", &klen)) == NULL)
+	if ((key = store_sender_key_dup(cfg, sender, "rel")) == NULL)
 		return STORE_ERR;
 	return store_list_since(cfg, key, store_wall_ms() - store_rel_ttl_ms(cfg), "rel list", fn,
 				arg);
@@ -1429,7 +1492,6 @@ int store_block(const struct config *cfg, const char *sender, const char *reason
 		long ttl_seconds)
 {
 	const char *argv[5];
-	size_t klen;
 	char ttl[24];
 	redisReply *r;
 	char *key;
@@ -1439,7 +1501,7 @@ int store_block(const struct config *cfg, const char *sender, const char *reason
 		store_fail("redis: block: no sender or a negative TTL");
 		return STORE_ERR;
 	}
-	if ((key = store_sender_key(cfg, sender, "block", &klen)) == NULL)
+	if ((key = store_sender_key_dup(cfg, sender, "block")) == NULL)
 		return STORE_ERR;
 	argv[0] = "SET";
 	argv[1] = key;
@@ -1464,7 +1526,6 @@ int store_block(const struct config *cfg, const char *sender, const char *reason
 int store_unblock(const struct config *cfg, const char *sender)
 {
 	const char *argv[2];
-	size_t klen;
 	redisReply *r;
 	char *key;
 	int rv = STORE_ERR;
@@ -1473,7 +1534,7 @@ int store_unblock(const struct config *cfg, const char *sender)
 		store_fail("redis: unblock: no sender");
 		return STORE_ERR;
 	}
-	if ((key = store_sender_key(cfg, sender, "block", &klen)) == NULL)
+	if ((key = store_sender_key_dup(cfg, sender, "block")) == NULL)
 		return STORE_ERR;
 	argv[0] = "DEL";
 	argv[1] = key;
@@ -1517,52 +1578,28 @@ void store_disconnect(void)
 	if (!store_key_ok || (s = pthread_getspecific(store_tkey)) == NULL)
 		return;
 	pthread_setspecific(store_tkey, NULL);
-	store_drop(s); /* closed, not kept for another thread */
-	free(s);
+	store_conn_destroy(s); /* closed, not kept for another thread */
 }
 
 /* ---- MX grouping (mx.c) ------------------------------------------------------ */
-
-/* store_mx_key - "PREFIX{mx:DOMAIN}" or "PREFIX{mx}:net:NETWORK", malloc'd */
-static char *store_mx_key(const struct config *cfg, const char *what, const char *name,
-			  size_t *len)
-{
-	const char *prefix = cfg->redis.prefix != NULL ? cfg->redis.prefix : "";
-	size_t size = strlen(prefix) + strlen(name) + 16;
-	char *k;
-
-	if ((k = malloc(size)) == NULL) {
-		store_fail("redis: out of memory");
-		return NULL;
-	}
-	if (strcmp(what, "net") == 0)
-		*len = (size_t)snprintf(k, size, "%s{mx}:net:%s", prefix, name);
-	else
-		*len = (size_t)snprintf(k, size, "%s{mx:%s}", prefix, name);
-	return k;
-}
 
 int store_mx_get(const struct config *cfg, const char *domain, char *buf, size_t size,
 		 long long *ttl_ms)
 {
 	struct store_batch b;
 	const redisReply *v, *t;
-	size_t klen;
-	char *key;
+	struct store_key k;
 	int rv = STORE_ERR;
 
 	if (domain == NULL || buf == NULL || size == 0) {
 		store_fail("redis: mx get: no domain or buffer");
 		return STORE_ERR;
 	}
-	if ((key = store_mx_key(cfg, "domain", domain, &klen)) == NULL)
+	if (store_batch_begin(&b, cfg, "mx get") != STORE_OK)
 		return STORE_ERR;
-	if (store_batch_begin(&b, cfg, "mx get") != STORE_OK) {
-		free(key);
-		return STORE_ERR;
-	}
-	store_batch_simple(&b, "GET", key, klen, NULL, NULL);
-	store_batch_simple(&b, "PTTL", key, klen, NULL, NULL);
+	store_key_mx_domain(&k, cfg, domain);
+	store_batch_key_cmd(&b, "GET", &k, NULL, NULL);
+	store_batch_key_cmd(&b, "PTTL", &k, NULL, NULL);
 	if (store_batch_run(&b) == STORE_OK) {
 		v = b.replies[0];
 		t = b.replies[1];
@@ -1581,7 +1618,6 @@ int store_mx_get(const struct config *cfg, const char *domain, char *buf, size_t
 		}
 	}
 	store_batch_end(&b);
-	free(key);
 	return rv;
 }
 
@@ -1589,10 +1625,9 @@ int store_mx_put(const struct config *cfg, const char *domain, const char *value
 		 long ttl_seconds, const char *network, long long now_ms)
 {
 	struct store_batch b;
-	char *key = NULL, *net = NULL;
-	size_t klen = 0, nlen = 0;
-	char ttl[24], now[24], cutoff[24], rank[24], keep[24];
-	int rv = STORE_ERR;
+	struct store_key k;
+	char ttl[24];
+	int rv;
 
 	if (domain == NULL || (value != NULL && ttl_seconds < 1)) {
 		store_fail("redis: mx put: no domain or no TTL");
@@ -1600,43 +1635,28 @@ int store_mx_put(const struct config *cfg, const char *domain, const char *value
 	}
 	if (value == NULL && network == NULL)
 		return STORE_OK;
-	if (value != NULL && (key = store_mx_key(cfg, "domain", domain, &klen)) == NULL)
-		return STORE_ERR;
-	if (network != NULL && (net = store_mx_key(cfg, "net", network, &nlen)) == NULL)
-		goto out;
 	if (store_batch_begin(&b, cfg, "mx put") != STORE_OK)
-		goto out;
+		return STORE_ERR;
 	if (value != NULL) {
-		const char *argv[5] = { "SET", key, value, "EX", ttl };
-		size_t lens[5];
+		struct resp_buf *r = store_cmd(&b, 5);
 
 		snprintf(ttl, sizeof(ttl), "%ld", ttl_seconds);
-		lens[0] = 3;
-		lens[1] = klen;
-		lens[2] = strlen(value);
-		lens[3] = 2;
-		lens[4] = strlen(ttl);
-		store_batch_add(&b, 5, argv, lens);
+		store_key_mx_domain(&k, cfg, domain);
+		resp_str(r, "SET");
+		store_put_key(r, &k);
+		resp_str(r, value);
+		resp_str(r, "EX");
+		resp_str(r, ttl);
 	}
 	if (network != NULL) {
 		const char *member[1] = { domain };
 
-		if (now_ms <= 0)
-			now_ms = store_wall_ms();
-		snprintf(now, sizeof(now), "%lld", now_ms);
-		snprintf(cutoff, sizeof(cutoff), "(%lld", now_ms - STORE_MX_KEEP_S * 1000LL);
-		snprintf(rank, sizeof(rank), "%d", -(STORE_MX_NET_MAX + 1));
-		snprintf(keep, sizeof(keep), "%d", STORE_MX_KEEP_S);
-		store_batch_members(&b, "ZADD", net, nlen, now, member, 1, 0);
-		store_batch_simple(&b, "ZREMRANGEBYSCORE", net, nlen, "-inf", cutoff);
-		store_batch_simple(&b, "ZREMRANGEBYRANK", net, nlen, "0", rank);
-		store_batch_simple(&b, "EXPIRE", net, nlen, keep, NULL);
+		store_key_mx_net(&k, cfg, network);
+		store_batch_touch(&b, &k, member, 1, now_ms > 0 ? now_ms : store_wall_ms(),
+				  STORE_MX_KEEP_S * 1000LL, STORE_MX_NET_MAX);
 	}
 	rv = store_batch_run(&b);
 	store_batch_end(&b);
-out:
-	free(key);
-	free(net);
 	return rv;
 }
 
@@ -1644,14 +1664,15 @@ long store_mx_network_list(const struct config *cfg, const char *network,
 			   void (*fn)(void *arg, const char *domain, long long last_seen_ms),
 			   void *arg)
 {
-	size_t klen;
+	struct store_key k;
 	char *key;
 
 	if (network == NULL || fn == NULL) {
 		store_fail("redis: mx list: no network or function");
 		return STORE_ERR;
 	}
-	if ((key = store_mx_key(cfg, "net", network, &klen)) == NULL)
+	store_key_mx_net(&k, cfg, network);
+	if ((key = store_key_dup(&k)) == NULL)
 		return STORE_ERR;
 	return store_list_since(cfg, key, store_wall_ms() - STORE_MX_KEEP_S * 1000LL, "mx list",
 				fn, arg);

@@ -159,13 +159,64 @@ static void names_free(char **v, size_t n)
 	free(v);
 }
 
+/* what a message's classification reads, added up as the milter does */
+struct inputs {
+	unsigned known_count;
+	long velocity;
+	bool blocked;
+	char block_reason[128];
+};
+
+/*
+ * A message from REL (relationships) and VEL (velocity; NULL: REL) to
+ * RCPTS at NOW, as the milter sends it: each recipient's round trip looks
+ * it up (the first also reads the blocks and the velocity so far), then
+ * the end of message adds the recipients to the velocity. KNOWN (may be
+ * NULL) gets each recipient's flag.
+ */
 static int inputs(const struct config *cfg, const char *rel, const char *vel,
 		  const char *const *rcpts, size_t n, long long now, unsigned char *known,
-		  struct store_inputs *in)
+		  struct inputs *in)
 {
+	unsigned char *recent = calloc(n + 1, 1);
+	struct store_lookup q = { rel, vel, NULL, true, now };
+	struct store_found f;
+	struct store_finish fin = { .vel_sender = vel != NULL ? vel : rel, .vel_rcpts = rcpts,
+				    .n_vel = n, .now_ms = now };
+	size_t i;
+	int rv = STORE_OK;
+
+	assert_non_null(recent);
 	memset(in, 0, sizeof(*in));
-	in->known = known;
-	return store_eom_inputs(cfg, rel, vel, rcpts, n, now, in);
+	if (n > 0 && rcpts == NULL)
+		rv = STORE_ERR;
+	for (i = 0; rv == STORE_OK && i < (n > 0 ? n : 1); i++) {
+		q.rcpt = n > 0 ? rcpts[i] : NULL;
+		q.message = i == 0;
+		if (store_rcpt(cfg, NULL, 0, 0, NULL, &q, &f) != STORE_OK || f.status != STORE_OK) {
+			rv = STORE_ERR;
+			break;
+		}
+		if (q.message) {
+			in->velocity = f.velocity;
+			in->blocked = f.blocked;
+			memcpy(in->block_reason, f.block_reason, sizeof(in->block_reason));
+		}
+		if (n == 0)
+			break;
+		if (known != NULL)
+			known[i] = f.known;
+		in->known_count += f.known;
+		recent[i] = f.recent;
+	}
+	if (rv == STORE_OK && n > 0)
+		rv = store_finish(cfg, &fin);
+	if (rv == STORE_OK)
+		in->velocity = store_velocity(in->velocity, rcpts, recent, n);
+	else
+		memset(in, 0, sizeof(*in));
+	free(recent);
+	return rv;
 }
 
 /* ---- commands sent: INFO commandstats ------------------------------------ */
@@ -372,7 +423,7 @@ static int relay_turns(struct relay *rl)
 static void test_known_flags(void **state)
 {
 	struct config cfg;
-	struct store_inputs in;
+	struct inputs in;
 	unsigned char known[6];
 	const char *rcpts[6] = { "fresh@a.example", "edge@a.example", "stale@a.example",
 				 "never@a.example", "fresh@a.example", "future@a.example" };
@@ -433,7 +484,7 @@ static void test_known_flags(void **state)
 static void test_known_many(void **state)
 {
 	struct config cfg;
-	struct store_inputs in;
+	struct inputs in;
 	size_t n = 5000, i;
 	char **r = names_make("m", "many.example", n);
 	unsigned char *known = calloc(n, 1);
@@ -468,7 +519,7 @@ static void test_known_many(void **state)
 static void test_velocity_window(void **state)
 {
 	struct config cfg;
-	struct store_inputs in;
+	struct inputs in;
 	const char *ab[2] = { "a@x.example", "b@x.example" };
 	const char *bc[2] = { "b@x.example", "c@x.example" };
 	const char *d[1] = { "d@x.example" };
@@ -512,13 +563,20 @@ static void test_velocity_window(void **state)
 				&in),
 			 STORE_OK);
 	assert_int_equal(in.velocity, 0);
-	assert_int_equal(raw_int("EXISTS %s", vel), 0);
+	/* reading writes nothing; the next message's recipients trim the set */
+	assert_int_equal(zcard(vel), 3);
+	assert_int_equal(inputs(&cfg, "vw@ours.example", NULL, ab, 1, T0 + 3 * HOUR_MS, NULL,
+				&in),
+			 STORE_OK);
+	assert_int_equal(in.velocity, 1);
+	assert_int_equal(zcard(vel), 1);
+	assert_int_equal(zscore(vel, "a@x.example"), T0 + 3 * HOUR_MS);
 }
 
 static void test_velocity_cap(void **state)
 {
 	struct config cfg;
-	struct store_inputs in;
+	struct inputs in;
 	char **first = names_make("f", "cap.example", VELOCITY_CAP);
 	char **more = names_make("g", "cap.example", 500);
 	char vel[256];
@@ -553,7 +611,7 @@ static void test_velocity_cap(void **state)
 static void test_blocks(void **state)
 {
 	struct config cfg;
-	struct store_inputs in;
+	struct inputs in;
 	const char *r1[1] = { "x@y.example" };
 	char long_reason[300], block[256], vblock[256];
 	long long t;
@@ -691,7 +749,7 @@ static void test_learn_cap(void **state)
 static void test_learn_refresh_and_expiry(void **state)
 {
 	struct config cfg;
-	struct store_inputs in;
+	struct inputs in;
 	const char *rc[1] = { "bob@partner.example" };
 	unsigned char known[1];
 	long long ttl = TTL_DAYS * DAY_MS, t;
@@ -925,12 +983,106 @@ static void test_counts_clock(void **state)
 	assert_true(raw_int("TTL %s", v == 3 ? k1 : k2) > 8 * 86400 - 10);
 }
 
+/* ---- a recipient's round trip ------------------------------------------------- */
+
+static struct store_unit rcpt_unit(const char *member, long hourly)
+{
+	struct store_unit u = unit_of("rl-net", "rl", "rl@ours.example", member);
+
+	u.lv.hourly = hourly;
+	u.lv.burst = 100;
+	u.lv.burst_window = 60;
+	return u;
+}
+
+static void test_rcpt_lookups(void **state)
+{
+	struct config cfg;
+	struct store_unit u;
+	struct store_verdict v;
+	struct store_found f;
+	struct store_lookup q = { "rl@ours.example", "rl-login", "k@x.example", true, T0 };
+	char rel[256], vel[256], block[256];
+
+	(void)state;
+	cfg_init(&cfg);
+	skey(rel, sizeof(rel), "rl@ours.example", "rel");
+	skey(vel, sizeof(vel), "rl-login", "vel");
+	skey(block, sizeof(block), "rl-login", "block");
+	freeReplyObject(raw_cmd("ZADD %s %lld k@x.example", rel, T0 - DAY_MS));
+	freeReplyObject(raw_cmd("ZADD %s %lld k@x.example %lld old@x.example", vel, T0 - 1000,
+				T0 - HOUR_MS - 1));
+	freeReplyObject(raw_cmd("SET %s compromised", block));
+
+	/* admitted, and everything looked up in the same call */
+	u = rcpt_unit("rl1", 10);
+	assert_int_equal(store_rcpt(&cfg, &u, 1, T0, &v, &q, &f), STORE_OK);
+	assert_int_equal(f.status, STORE_OK);
+	assert_true(f.known);
+	assert_true(f.recent);
+	assert_int_equal(f.velocity, 1); /* old@ was mailed more than an hour ago */
+	assert_true(f.blocked);
+	assert_string_equal(f.block_reason, "compromised");
+
+	/* refused by the limit: the lookups are still read */
+	u = rcpt_unit("rl2", 0);
+	q.rcpt = "new@x.example";
+	q.message = false;
+	assert_int_equal(store_rcpt(&cfg, &u, 1, T0, &v, &q, &f), STORE_OVER);
+	assert_int_equal(v.which, WINDOW_OVER_HOURLY);
+	assert_int_equal(f.status, STORE_OK);
+	assert_false(f.known);
+	assert_false(f.recent);
+	assert_false(f.blocked); /* not asked for */
+
+	/* Redis forgot the script: reserved anyway, lookups kept */
+	freeReplyObject(raw_cmd("SCRIPT FLUSH"));
+	u = rcpt_unit("rl3", 10);
+	q.rcpt = "k@x.example";
+	assert_int_equal(store_rcpt(&cfg, &u, 1, T0, &v, &q, &f), STORE_OK);
+	assert_int_equal(f.status, STORE_OK);
+	assert_true(f.known);
+	assert_int_equal(raw_int("ZCARD %s{rl-net}:p:rl:rl@ours.example", prefix), 2);
+
+	/* a lookup that fails does not hide an admitted reservation */
+	freeReplyObject(raw_cmd("DEL %s", rel));
+	freeReplyObject(raw_cmd("SET %s not-a-zset", rel));
+	u = rcpt_unit("rl4", 10);
+	assert_int_equal(store_rcpt(&cfg, &u, 1, T0, &v, &q, &f), STORE_OK);
+	assert_int_equal(f.status, STORE_ERR);
+	assert_false(f.known);
+	assert_non_null(strstr(store_last_error(), "WRONGTYPE"));
+	assert_int_equal(raw_int("ZCARD %s{rl-net}:p:rl:rl@ours.example", prefix), 3);
+	assert_int_equal(store_ping(&cfg), STORE_OK);
+	freeReplyObject(raw_cmd("DEL %s %s", rel, block));
+
+	/* nothing asked: nothing sent, OK */
+	assert_int_equal(store_rcpt(&cfg, NULL, 0, 0, &v, NULL, &f), STORE_OK);
+	q.rel_sender = NULL;
+	assert_int_equal(store_rcpt(&cfg, NULL, 0, 0, &v, &q, &f), STORE_ERR);
+}
+
+/* the velocity a message reaches: distinct new recipients on top, capped */
+static void test_velocity_sum(void **state)
+{
+	const char *r[6] = { "a@x", "b@x", "a@x", "c@x", "b@x", "d@x" };
+	unsigned char recent[6] = { 0, 0, 0, 1, 0, 1 };
+	unsigned char none[6] = { 1, 1, 1, 1, 1, 1 };
+
+	(void)state;
+	assert_int_equal(store_velocity(0, r, recent, 6), 2);   /* a, b */
+	assert_int_equal(store_velocity(7, r, recent, 6), 9);
+	assert_int_equal(store_velocity(7, r, none, 6), 7);
+	assert_int_equal(store_velocity(-3, r, none, 0), 0);
+	assert_int_equal(store_velocity(VELOCITY_CAP - 1, r, recent, 6), VELOCITY_CAP);
+}
+
 /* ---- commands and round trips ------------------------------------------------ */
 
 static void test_inputs_commands(void **state)
 {
 	struct config cfg;
-	struct store_inputs in;
+	struct inputs in;
 	const char *rc[3] = { "a@c.example", "b@c.example", "c@c.example" };
 	char *before, *after;
 
@@ -940,24 +1092,25 @@ static void test_inputs_commands(void **state)
 	cfg_init(&cfg);
 	assert_int_equal(store_ping(&cfg), STORE_OK);
 
+	/* per recipient two ZSCOREs; once a message ZCOUNT and a GET per sender;
+	 * the end of message writes the velocity */
 	before = stats_take();
 	assert_int_equal(inputs(&cfg, "ic@ours.example", "ic-login", rc, 3, T0, NULL, &in),
 			 STORE_OK);
 	after = stats_take();
-	check_commands(before, after, "zmscore", 1LL, "zadd", 1LL, "zremrangebyscore", 1LL,
-		       "zremrangebyrank", 1LL, "zcard", 1LL, "pexpire", 1LL, "get", 2LL,
+	check_commands(before, after, "zscore", 6LL, "zcount", 1LL, "get", 2LL, "zadd", 1LL,
+		       "zremrangebyscore", 1LL, "zremrangebyrank", 1LL, "pexpire", 1LL,
 		       (const char *)NULL);
 	free(before);
 	free(after);
 
-	/* one sender: one GET; no recipients: no ZMSCORE and no ZADD */
+	/* one sender: one GET; no recipients: nothing looked up, nothing written */
 	before = stats_take();
 	assert_int_equal(inputs(&cfg, "ic@ours.example", "ic@ours.example", NULL, 0, T0, NULL,
 				&in),
 			 STORE_OK);
 	after = stats_take();
-	check_commands(before, after, "zremrangebyscore", 1LL, "zremrangebyrank", 1LL, "zcard",
-		       1LL, "pexpire", 1LL, "get", 1LL, (const char *)NULL);
+	check_commands(before, after, "zcount", 1LL, "get", 1LL, (const char *)NULL);
 	assert_int_equal(in.velocity, 0);
 	free(before);
 	free(after);
@@ -979,7 +1132,6 @@ static void test_inputs_commands(void **state)
 static void test_round_trips(void **state)
 {
 	struct config cfg;
-	struct store_inputs in;
 	struct relay rl;
 	struct store_unit u[2];
 	struct store_verdict v;
@@ -990,6 +1142,8 @@ static void test_round_trips(void **state)
 	struct store_finish f;
 	char **many = names_make("rt", "r.example", 20);
 	const char *rc[2] = { "a@r.example", "z@r.example" };
+	struct store_lookup q = { "rt@ours.example", "rt-login", "a@r.example", true, T0 };
+	struct store_found found;
 
 	(void)state;
 	relay_start(&rl, srv.dir[0] ? srv.dir : "/tmp");
@@ -1004,16 +1158,22 @@ static void test_round_trips(void **state)
 	assert_int_equal(store_ping(&cfg), STORE_OK);
 	assert_int_equal(relay_turns(&rl), 1);
 
-	assert_int_equal(inputs(&cfg, "rt@ours.example", "rt-login", (const char *const *)many,
-				20, T0, NULL, &in),
-			 STORE_OK);
-	assert_int_equal(relay_turns(&rl), 1);
-	assert_int_equal(in.velocity, 20);
-
+	/* a recipient: reservation and lookups in one round trip (the first
+	 * reservation of a connection loads the script first) */
+	u[0] = unit_of("google", "rt", "rt@ours.example", "m0");
+	assert_int_equal(store_rcpt(&cfg, u, 1, T0, &v, &q, &found), STORE_OK);
+	assert_int_equal(found.status, STORE_OK);
+	assert_int_equal(relay_turns(&rl), 2);
 	u[0] = unit_of("google", "rt", "rt@ours.example", "m1");
 	u[1] = unit_of("google", "rt", "rt@ours.example", "m2");
+	assert_int_equal(store_rcpt(&cfg, u, 2, T0, &v, &q, &found), STORE_OK);
+	assert_int_equal(found.status, STORE_OK);
+	assert_int_equal(relay_turns(&rl), 1);
+	q.message = false;
+	assert_int_equal(store_rcpt(&cfg, NULL, 0, 0, NULL, &q, &found), STORE_OK);
+	assert_int_equal(relay_turns(&rl), 1);
 	assert_int_equal(store_reserve(&cfg, u, 2, T0, &v), STORE_OK);
-	relay_turns(&rl); /* SCRIPT LOAD + EVALSHA */
+	assert_int_equal(relay_turns(&rl), 1);
 
 	memset(&f, 0, sizeof(f));
 	f.commit = &u[0];
@@ -1024,6 +1184,9 @@ static void test_round_trips(void **state)
 	f.n_learn = 3;
 	f.counts = counts;
 	f.n_counts = 2;
+	f.vel_sender = "rt-login";
+	f.vel_rcpts = (const char *const *)many;
+	f.n_vel = 20;
 	f.now_ms = T0;
 	assert_int_equal(store_finish(&cfg, &f), STORE_OK);
 	assert_int_equal(relay_turns(&rl), 1);
@@ -1152,7 +1315,7 @@ static void test_rel_lists(void **state)
 static void test_errors(void **state)
 {
 	struct config cfg;
-	struct store_inputs in;
+	struct inputs in;
 	struct store_unit u = unit_of("er", "r", "s", "m");
 	struct store_verdict v;
 	struct store_pair bad_pair = { "er@ours.example", NULL };
@@ -1233,7 +1396,7 @@ static void test_errors(void **state)
 static void test_redis_down(void **state)
 {
 	struct config cfg;
-	struct store_inputs in;
+	struct inputs in;
 	const char *rc[1] = { "x@d.example" };
 	struct store_pair pair = { "dn@ours.example", "x@d.example" };
 	struct store_count c = { COUNT_STATS, NULL, "msgs", 1 };
@@ -1328,6 +1491,8 @@ int main(void)
 		cmocka_unit_test(test_counts_clock),
 		cmocka_unit_test(test_inputs_commands),
 		cmocka_unit_test(test_round_trips),
+		cmocka_unit_test(test_rcpt_lookups),
+		cmocka_unit_test(test_velocity_sum),
 		cmocka_unit_test(test_rel_lists),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_redis_down),
