@@ -14,6 +14,7 @@
  *
  * The public suffix list is loaded once per process: the distribution's
  * file when it is newer than the data built into libpsl, else the builtin.
+ * Each thread keeps its last answers in a small cache.
  *
  * mx.c (c-ares and Redis) is an optional part: mx_network is a weak
  * reference, so this file also builds alone (the address fuzz target) and
@@ -83,10 +84,34 @@ bool domain_in_list(const struct strlist *list, const char *domain)
 	return false;
 }
 
+/*
+ * The registrable domains this thread looked up last: libpsl searches its
+ * list on every call, and the recipients of one message (and the From
+ * check) name the same few domains again and again. Direct-mapped by a
+ * hash of the lowercase domain; longer domains are not kept.
+ */
+#define REG_CACHE_SLOTS 32
+#define REG_CACHE_LEN 96
+struct reg_entry {
+	char domain[REG_CACHE_LEN]; /* "" when empty */
+	char reg[REG_CACHE_LEN];
+};
+static __thread struct reg_entry reg_cache[REG_CACHE_SLOTS];
+
+static unsigned reg_slot(const char *lower)
+{
+	unsigned h = 2166136261u;
+
+	for (; *lower; lower++)
+		h = (h ^ (unsigned char)*lower) * 16777619u;
+	return h % REG_CACHE_SLOTS;
+}
+
 const char *network_registrable(const char *domain, char *buf, size_t size)
 {
 	char lower[ADDR_DOMAIN_MAX + 1];
 	const char *reg = NULL;
+	struct reg_entry *e;
 	size_t len;
 
 	if (domain == NULL || *domain == '\0')
@@ -101,10 +126,19 @@ const char *network_registrable(const char *domain, char *buf, size_t size)
 
 		lower[i] = (c >= 'A' && c <= 'Z') ? (char) (c - 'A' + 'a') : c;
 	}
+	e = &reg_cache[reg_slot(lower)];
+	if (len < REG_CACHE_LEN && strcmp(e->domain, lower) == 0)
+		return copy_out(e->reg, buf, size);
 	pthread_once(&psl_once, network_psl_init);
 	if (psl_ctx != NULL)
 		reg = psl_registrable_domain(psl_ctx, lower);
-	return copy_out(reg != NULL ? reg : lower, buf, size);
+	if (reg == NULL)
+		reg = lower;
+	if (len < REG_CACHE_LEN && strlen(reg) < REG_CACHE_LEN) {
+		memcpy(e->domain, lower, len + 1);
+		snprintf(e->reg, sizeof(e->reg), "%s", reg);
+	}
+	return copy_out(reg, buf, size);
 }
 
 const char *network_of(const struct config *cfg, const struct address *addr,

@@ -26,16 +26,23 @@ void resp_free(struct resp_buf *b)
 	b->bulk_end = 0;
 }
 
+static bool resp_grow(struct resp_buf *b, size_t n);
+
 /* room for N more bytes; false once out of memory */
-static bool resp_room(struct resp_buf *b, size_t n)
+static inline bool resp_room(struct resp_buf *b, size_t n)
+{
+	if (__builtin_expect(!b->failed && b->cap - b->len >= n, 1))
+		return true;
+	return resp_grow(b, n);
+}
+
+static bool resp_grow(struct resp_buf *b, size_t n)
 {
 	size_t cap;
 	char *p;
 
 	if (b->failed)
 		return false;
-	if (b->cap - b->len >= n)
-		return true;
 	cap = b->cap ? b->cap : RESP_MIN_CAP;
 	while (cap - b->len < n) {
 		if (cap > ((size_t)-1) / 2) {
@@ -74,9 +81,23 @@ size_t resp_ll_len(long long v)
 /* TYPE then the decimal N then CRLF ("*3\r\n", "$5\r\n") */
 static void resp_header(struct resp_buf *b, char type, size_t n)
 {
-	char tmp[24], *end = tmp + sizeof(tmp), *d = resp_digits(n, end);
-	size_t dl = (size_t)(end - d);
+	char tmp[24], *end = tmp + sizeof(tmp), *d;
+	size_t dl;
 
+	if (n < 100 && resp_room(b, 5)) { /* most arguments are short */
+		char *p = b->p + b->len;
+
+		*p++ = type;
+		if (n >= 10)
+			*p++ = (char)('0' + n / 10);
+		*p++ = (char)('0' + n % 10);
+		*p++ = '\r';
+		*p++ = '\n';
+		b->len = (size_t)(p - b->p);
+		return;
+	}
+	d = resp_digits(n, end);
+	dl = (size_t)(end - d);
 	if (!resp_room(b, dl + 3))
 		return;
 	b->p[b->len++] = type;

@@ -833,7 +833,7 @@ static void store_queue_reserve(struct store_batch *b, const struct store_unit *
 
 	resp_bulk(r, "EVALSHA", 7);
 	resp_bulk(r, b->s->sha[SCRIPT_RESERVE], 40);
-	resp_ll(r, (long long)(2 * n));
+	resp_ll(r, 2 * (long long)n);
 	for (i = 0; i < n; i++) {
 		store_key_unit(&k, cfg, &units[i], "w:");
 		store_put_key(r, &k);

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -180,6 +181,36 @@ static void test_registrable(void **state)
 						sizeof(small)), "example");
 }
 
+/* the per-thread cache answers what libpsl answered, whatever collides */
+static void test_registrable_cache(void **state)
+{
+	char dom[300], want[300], buf[NETWORK_MAX];
+	char long_label[61];
+
+	(void) state;
+	memset(long_label, 'l', sizeof(long_label) - 1);
+	long_label[sizeof(long_label) - 1] = '\0';
+	for (int pass = 0; pass < 3; pass++)
+		for (int i = 0; i < 300; i++) {
+			int k = pass == 1 ? 299 - i : (i * 7) % 300;
+
+			const char *tld = k % 3 == 0 ? "co.uk" : k % 3 == 1 ? "com" : "com.au";
+
+			snprintf(dom, sizeof(dom), "h%d.Sub.Example-%d.%s", k, k, tld);
+			snprintf(want, sizeof(want), "example-%d.%s", k, tld);
+			assert_string_equal(network_registrable(dom, buf, sizeof(buf)), want);
+		}
+	/* too long to be kept: still right, every time */
+	snprintf(dom, sizeof(dom), "mx.%.60s.%.60s.example.org", long_label, long_label);
+	snprintf(want, sizeof(want), "example.org");
+	for (int i = 0; i < 3; i++)
+		assert_string_equal(network_registrable(dom, buf, sizeof(buf)), want);
+	/* a short buffer still gets a cached answer cut, not overflowed */
+	assert_string_equal(network_registrable("a.example.co.uk", buf, sizeof(buf)),
+			    "example.co.uk");
+	assert_string_equal(network_registrable("a.example.co.uk", buf, 5), "exam");
+}
+
 static void test_domain_in_list(void **state)
 {
 	static char *local[] = { "example.com", "Corp.Example.NET", "" };
@@ -210,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_network_status),
 		cmocka_unit_test(test_network_deterministic),
 		cmocka_unit_test(test_registrable),
+		cmocka_unit_test(test_registrable_cache),
 		cmocka_unit_test(test_domain_in_list),
 	};
 
