@@ -48,9 +48,13 @@ static void network_psl_init(void)
 
 static const char *copy_out(const char *s, char *buf, size_t size)
 {
+	size_t len;
+
 	if (buf == NULL || size == 0)
 		return "";
-	snprintf(buf, size, "%s", s);
+	len = strnlen(s, size - 1);
+	memcpy(buf, s, len);
+	buf[len] = '\0';
 	return buf;
 }
 

@@ -69,7 +69,10 @@ static char *xstrdup(const char *s)
 
 static void copy_str(char *dst, size_t size, const char *src)
 {
-	snprintf(dst, size, "%s", src ? src : "");
+	size_t len = src != NULL ? strnlen(src, size - 1) : 0;
+
+	memcpy(dst, src != NULL ? src : "", len);
+	dst[len] = '\0';
 }
 
 void policy_conn_init(struct conn_state *c, const struct ipaddr *client,
@@ -427,6 +430,30 @@ static bool take_found(struct msg_state *m, const struct store_lookup *q,
 	return true;
 }
 
+/*
+ * The member of a reservation: "ID.rSEQ" for a recipient's units, "ID.m"
+ * (SEQ 0) for the message's; OUT has room for ID and 16 more bytes.
+ */
+static void member_name(char *out, const char *id, unsigned seq)
+{
+	char digits[12], *d = digits + sizeof(digits);
+	size_t len = strlen(id);
+
+	memcpy(out, id, len);
+	out[len++] = '.';
+	if (seq == 0) {
+		out[len++] = 'm';
+	} else {
+		out[len++] = 'r';
+		do
+			*--d = (char)('0' + seq % 10);
+		while ((seq /= 10) != 0);
+		memcpy(out + len, d, (size_t)(digits + sizeof(digits) - d));
+		len += (size_t)(digits + sizeof(digits) - d);
+	}
+	out[len] = '\0';
+}
+
 void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		 struct rcpt_result *res)
 {
@@ -479,8 +506,8 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 	size_t n = 0;
 
 	m->rcpt_seq++;
-	snprintf(members[0], sizeof(members[0]), "%s.r%u", m->id, m->rcpt_seq);
-	snprintf(members[1], sizeof(members[1]), "%s.m", m->id);
+	member_name(members[0], m->id, m->rcpt_seq);
+	member_name(members[1], m->id, 0);
 	for (size_t i = 0; i < n_rules; i++) {
 		const struct limit_rule *r = &cfg->limits[i];
 		bool per_message = r->count == COUNT_MESSAGES && i < MAX_MSG_RULES;

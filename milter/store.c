@@ -1176,7 +1176,7 @@ static bool store_same_count_key(const struct store_count *a, const struct store
 static void store_batch_counts(struct store_batch *b, const struct store_count *counts,
 			       size_t n, long long now_ms)
 {
-	char hour[16], by[24];
+	char hour[16];
 	struct store_key k;
 	size_t i, j;
 
@@ -1187,19 +1187,20 @@ static void store_batch_counts(struct store_batch *b, const struct store_count *
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		store_key_count(&k, b->cfg, &counts[i], hour);
-		snprintf(by, sizeof(by), "%ld", counts[i].by);
-		if (counts[i].key == COUNT_TOP) {
-			struct resp_buf *r = store_cmd(b, 4);
+		struct resp_buf *r = store_cmd(b, 4);
+		bool top = counts[i].key == COUNT_TOP;
 
-			resp_str(r, "ZINCRBY");
-			store_put_key(r, &k);
-			resp_str(r, by);
+		store_key_count(&k, b->cfg, &counts[i], hour);
+		resp_str(r, top ? "ZINCRBY" : "HINCRBY");
+		store_put_key(r, &k);
+		if (top) {
+			resp_ll(r, counts[i].by);
 			resp_str(r, counts[i].sender);
 			/* bounded: the 1000 biggest senders of the hour */
 			store_batch_key_cmd(b, "ZREMRANGEBYRANK", &k, "0", STORE_TOP_TRIM);
 		} else {
-			store_batch_key_cmd(b, "HINCRBY", &k, counts[i].field, by);
+			resp_str(r, counts[i].field);
+			resp_ll(r, counts[i].by);
 		}
 	}
 	for (i = 0; i < n; i++) {
