@@ -61,7 +61,6 @@ struct msg_state {
 	unsigned rcpts;
 	unsigned tempfailed;
 	unsigned forged_headers; /* our class header, as submitted by the client */
-	struct msg_headers headers;
 
 	/* outbound: accepted external recipients; inbound: local recipients */
 	char **rcpt_addrs;
@@ -81,6 +80,8 @@ struct msg_state {
 	size_t n_nets, cap_nets;
 	struct refusal *refusals; /* counted and logged with the next store write */
 	size_t n_refusals, cap_refusals;
+
+	struct msg_headers headers; /* last: headers_init clears what needs it */
 };
 
 enum rcpt_outcome {

@@ -39,6 +39,7 @@
  * its own libidn2 result before returning).
  */
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -444,7 +445,8 @@ static bool name_is(const char *name, size_t len, const char *want)
 
 void headers_init(struct msg_headers *h)
 {
-	memset(h, 0, sizeof(*h));
+	/* from[] is written before it is read (n_from counts it): not cleared */
+	memset(h, 0, offsetof(struct msg_headers, from));
 }
 
 void headers_add(struct msg_headers *h, const char *name, const char *value)

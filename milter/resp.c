@@ -78,26 +78,12 @@ size_t resp_ll_len(long long v)
 	return (size_t)(end - resp_digits(u, end)) + (v < 0);
 }
 
-/* TYPE then the decimal N then CRLF ("*3\r\n", "$5\r\n") */
-static void resp_header(struct resp_buf *b, char type, size_t n)
+/* resp_header for N of 100 and more */
+static void resp_header_long(struct resp_buf *b, char type, size_t n)
 {
-	char tmp[24], *end = tmp + sizeof(tmp), *d;
-	size_t dl;
+	char tmp[24], *end = tmp + sizeof(tmp), *d = resp_digits(n, end);
+	size_t dl = (size_t)(end - d);
 
-	if (n < 100 && resp_room(b, 5)) { /* most arguments are short */
-		char *p = b->p + b->len;
-
-		*p++ = type;
-		if (n >= 10)
-			*p++ = (char)('0' + n / 10);
-		*p++ = (char)('0' + n % 10);
-		*p++ = '\r';
-		*p++ = '\n';
-		b->len = (size_t)(p - b->p);
-		return;
-	}
-	d = resp_digits(n, end);
-	dl = (size_t)(end - d);
 	if (!resp_room(b, dl + 3))
 		return;
 	b->p[b->len++] = type;
@@ -105,6 +91,25 @@ static void resp_header(struct resp_buf *b, char type, size_t n)
 	b->len += dl;
 	b->p[b->len++] = '\r';
 	b->p[b->len++] = '\n';
+}
+
+/* TYPE then the decimal N then CRLF ("*3\r\n", "$5\r\n") */
+static inline void resp_header(struct resp_buf *b, char type, size_t n)
+{
+	char *p;
+
+	if (n >= 100 || !resp_room(b, 5)) { /* most arguments are short */
+		resp_header_long(b, type, n);
+		return;
+	}
+	p = b->p + b->len;
+	*p++ = type;
+	if (n >= 10)
+		*p++ = (char)('0' + n / 10);
+	*p++ = (char)('0' + n % 10);
+	*p++ = '\r';
+	*p++ = '\n';
+	b->len = (size_t)(p - b->p);
 }
 
 void resp_array(struct resp_buf *b, size_t n)
