@@ -15,11 +15,14 @@ extern struct smfiDesc callbacks_desc;
 int callbacks_in_flight(void);
 
 /*
- * Whether to ask the MTA not to wait for replies to connect, MAIL FROM and
- * headers, and to skip DATA. Right on a unix socket; on TCP it makes the
- * MTA send small commands back to back, and its Nagle algorithm then waits
- * for our delayed ACK (about 40 ms) since no reply carries one.
+ * Whether to ask the MTA to skip the DATA step. Right on a unix socket; on
+ * TCP Postfix then sends the DATA macros from smtpd and the headers from
+ * cleanup as two writes with no reply between them, and its Nagle
+ * algorithm holds the second until our delayed ACK (about 40 ms a
+ * message). The no-reply steps (connect, MAIL FROM, headers) are
+ * negotiated on both: Postfix sends them in the same write as the next
+ * command that waits for a reply.
  */
-void callbacks_no_reply(bool on);
+void callbacks_skip_data(bool on);
 
 #endif

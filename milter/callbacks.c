@@ -13,11 +13,11 @@
 #include "policy.h"
 
 static atomic_int busy_callbacks;
-static bool use_no_reply = true;
+static bool skip_data = true;
 
-void callbacks_no_reply(bool on)
+void callbacks_skip_data(bool on)
 {
-	use_no_reply = on;
+	skip_data = on;
 }
 
 static atomic_int open_transactions;
@@ -106,13 +106,9 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 			     unsigned long f2, unsigned long f3, unsigned long *pf0,
 			     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
-	/*
-	 * Steps we never look at. DATA is skipped only on a unix socket: on
-	 * TCP the MTA's next write (the headers, from another process) would
-	 * wait for our delayed ACK, since no reply to DATA carries one.
-	 */
+	/* steps we never look at; DATA only on a unix socket (callbacks.h) */
 	const unsigned long skip = SMFIP_NOHELO | SMFIP_NOEOH | SMFIP_NOBODY |
-				   SMFIP_NOUNKNOWN | (use_no_reply ? SMFIP_NODATA : 0);
+				   SMFIP_NOUNKNOWN | (skip_data ? SMFIP_NODATA : 0);
 	/* connect, MAIL FROM and headers never change the outcome: no reply needed */
 	const unsigned long no_reply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_HDR;
 	struct session *s = session_get(ctx);
@@ -120,7 +116,7 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	(void)f2;
 	(void)f3;
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
-	*pf1 = f1 & (skip | (s != NULL && use_no_reply ? no_reply : 0));
+	*pf1 = f1 & (skip | (s != NULL ? no_reply : 0));
 	*pf2 = 0;
 	*pf3 = 0;
 	if (s != NULL)

@@ -404,7 +404,7 @@ int main(int argc, char **argv)
 	if (socket_permissions(cfg) != 0)
 		return 1;
 	tcp_no_delay();
-	callbacks_no_reply(socket_path(cfg->socket) != NULL);
+	callbacks_skip_data(socket_path(cfg->socket) != NULL);
 
 	/*
 	 * The handlers are in place before the starter returns: a SIGHUP or

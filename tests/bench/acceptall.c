@@ -13,7 +13,9 @@
  * SMFIS_NOREPLY): the same do-nothing filter with fewer exchanges, to show
  * what that shape alone does to Postfix on a unix and on a TCP socket.
  *
- *	acceptall -p SOCKET [-n] [-T TIMEOUT_S]
+ * With -d as well it keeps the DATA step (no SMFIP_NODATA).
+ *
+ *	acceptall -p SOCKET [-n [-d]] [-T TIMEOUT_S]
  *	SOCKET is unix:PATH or inet:PORT@HOST (libmilter syntax). A unix
  *	socket is created mode 0666 so that Postfix (user postfix) can use it.
  *	SIGTERM or SIGINT stops it.
@@ -30,6 +32,7 @@ static const unsigned long no_reply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_H
 static const unsigned long skip = SMFIP_NOHELO | SMFIP_NOEOH | SMFIP_NOBODY | SMFIP_NOUNKNOWN |
 				  SMFIP_NODATA;
 static int want_no_reply;
+static int keep_data;
 
 /* the answer to a step: none when its no-reply flag was negotiated */
 static sfsistat aa_answer(SMFICTX *ctx, unsigned long step)
@@ -53,7 +56,7 @@ static sfsistat aa_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	*nr = f1 & no_reply;
 	smfi_setpriv(ctx, nr);
 	*pf0 = 0;
-	*pf1 = *nr | (f1 & skip);
+	*pf1 = *nr | (f1 & skip & (keep_data ? ~(unsigned long)SMFIP_NODATA : ~0UL));
 	*pf2 = 0;
 	*pf3 = 0;
 	return SMFIS_CONTINUE;
@@ -136,13 +139,16 @@ int main(int argc, char **argv)
 	const char *sock = NULL;
 	int ch, timeout = 60;
 
-	while ((ch = getopt(argc, argv, "p:nT:")) != -1) {
+	while ((ch = getopt(argc, argv, "p:ndT:")) != -1) {
 		switch (ch) {
 		case 'p':
 			sock = optarg;
 			break;
 		case 'n':
 			want_no_reply = 1;
+			break;
+		case 'd':
+			keep_data = 1;
 			break;
 		case 'T':
 			timeout = atoi(optarg);
@@ -154,7 +160,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (sock == NULL) {
-		fputs("usage: acceptall -p SOCKET [-n] [-T TIMEOUT_S]\n", stderr);
+		fputs("usage: acceptall -p SOCKET [-n [-d]] [-T TIMEOUT_S]\n", stderr);
 		return 2;
 	}
 	if (want_no_reply)
