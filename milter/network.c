@@ -22,7 +22,6 @@
  * has it, since config.c checks dns_server with mx_server_parse().
  */
 #include <pthread.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -102,15 +101,6 @@ struct reg_entry {
 };
 static __thread struct reg_entry reg_cache[REG_CACHE_SLOTS];
 
-static unsigned reg_slot(const char *lower)
-{
-	unsigned h = 2166136261u;
-
-	for (; *lower; lower++)
-		h = (h ^ (unsigned char)*lower) * 16777619u;
-	return h % REG_CACHE_SLOTS;
-}
-
 const char *network_registrable(const char *domain, char *buf, size_t size)
 {
 	char lower[ADDR_DOMAIN_MAX + 1];
@@ -124,13 +114,15 @@ const char *network_registrable(const char *domain, char *buf, size_t size)
 	if (domain[0] == '[' || len > ADDR_DOMAIN_MAX)
 		return copy_out(domain, buf, size);
 
-	/* libpsl compares bytes: look up the lowercase form */
+	/* libpsl compares bytes: look up the lowercase form (hashed on the way) */
+	unsigned h = 2166136261u;
 	for (size_t i = 0; i <= len; i++) {
 		char c = domain[i];
 
 		lower[i] = (c >= 'A' && c <= 'Z') ? (char) (c - 'A' + 'a') : c;
+		h = (h ^ (unsigned char)lower[i]) * 16777619u;
 	}
-	e = &reg_cache[reg_slot(lower)];
+	e = &reg_cache[h % REG_CACHE_SLOTS];
 	if (len < REG_CACHE_LEN && strcmp(e->domain, lower) == 0)
 		return copy_out(e->reg, buf, size);
 	pthread_once(&psl_once, network_psl_init);
@@ -138,9 +130,10 @@ const char *network_registrable(const char *domain, char *buf, size_t size)
 		reg = psl_registrable_domain(psl_ctx, lower);
 	if (reg == NULL)
 		reg = lower;
-	if (len < REG_CACHE_LEN && strlen(reg) < REG_CACHE_LEN) {
+	size_t rlen = strlen(reg);
+	if (len < REG_CACHE_LEN && rlen < REG_CACHE_LEN) {
 		memcpy(e->domain, lower, len + 1);
-		snprintf(e->reg, sizeof(e->reg), "%s", reg);
+		memcpy(e->reg, reg, rlen + 1);
 	}
 	return copy_out(reg, buf, size);
 }

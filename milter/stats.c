@@ -17,7 +17,7 @@
 #include "stats.h"
 
 #define STATS_BLOCK 8192          /* bytes per block of strings */
-#define STATS_KEEP (256 * 1024)   /* more than this is given back after a batch */
+#define STATS_KEEP ((size_t)256 * 1024) /* more than this is given back after a batch */
 
 /* a block of string space: strings are appended, all forgotten at once */
 struct stats_block {

@@ -1098,14 +1098,17 @@ static int store_cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+#define STORE_VELOCITY_STACK 256 /* recipients sorted without an allocation */
+
 long store_velocity(long before, const char *const *rcpts, const unsigned char *recent,
 		    size_t n)
 {
-	const char **fresh;
+	const char *stack[STORE_VELOCITY_STACK];
+	const char **fresh = n <= STORE_VELOCITY_STACK ? stack : malloc(n * sizeof(*fresh));
 	size_t i, k = 0;
 	long v = before > 0 ? before : 0;
 
-	if (n > 0 && (fresh = malloc(n * sizeof(*fresh))) != NULL) {
+	if (n > 0 && fresh != NULL) {
 		for (i = 0; i < n; i++)
 			if (!recent[i])
 				fresh[k++] = rcpts[i];
@@ -1113,7 +1116,8 @@ long store_velocity(long before, const char *const *rcpts, const unsigned char *
 		for (i = 0; i < k; i++)
 			if (i == 0 || strcmp(fresh[i], fresh[i - 1]) != 0)
 				v++;
-		free(fresh);
+		if (fresh != stack)
+			free(fresh);
 	} else {
 		/* out of memory: duplicates count twice, erring on the high side */
 		for (i = 0; i < n; i++)
