@@ -126,6 +126,14 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 		smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen}");
 		smfi_setsymlist(ctx, SMFIM_ENVRCPT, "i");
 		smfi_setsymlist(ctx, SMFIM_EOM, "i");
+		/*
+		 * Postfix sends a step's macros even when the step is skipped,
+		 * and an empty list would mean its defaults (the TLS details
+		 * at HELO): the queue id is the smallest list to ask for.
+		 */
+		smfi_setsymlist(ctx, SMFIM_HELO, "i");
+		smfi_setsymlist(ctx, SMFIM_DATA, "i");
+		smfi_setsymlist(ctx, SMFIM_EOH, "i");
 	}
 	return SMFIS_CONTINUE;
 }

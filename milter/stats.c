@@ -29,6 +29,7 @@ struct stats_block {
 /* one thread's kept memory */
 struct stats_mem {
 	struct stats_block *blocks; /* the first one is filled first */
+	struct stats_block *cur;    /* the one being filled */
 	struct store_count *counts;
 	size_t cap_counts;
 	struct store_log *logs;
@@ -105,13 +106,15 @@ static void *grow(void *p, size_t *cap, size_t need, size_t size)
 static char *stats_space(struct stats_batch *b, size_t len)
 {
 	struct stats_mem *m = b->mem;
-	struct stats_block *k, **link = &m->blocks;
+	struct stats_block *k, **link = m->cur != NULL ? &m->cur->next : &m->blocks;
 
-	for (k = m->blocks; k != NULL; link = &k->next, k = k->next)
+	/* blocks fill in order: the ones before cur have no room left that counts */
+	for (k = m->cur != NULL ? m->cur : m->blocks; k != NULL; link = &k->next, k = k->next)
 		if (k->size - k->used > len) {
 			char *s = k->data + k->used;
 
 			k->used += len + 1;
+			m->cur = k;
 			return s;
 		}
 	size_t size = len + 1 > STATS_BLOCK ? len + 1 : STATS_BLOCK;
@@ -120,6 +123,7 @@ static char *stats_space(struct stats_batch *b, size_t len)
 	k->size = size;
 	k->used = len + 1;
 	*link = k;
+	m->cur = k;
 	return k->data;
 }
 
@@ -138,6 +142,7 @@ void stats_init(struct stats_batch *b)
 	b->mem = stats_mem_get();
 	for (struct stats_block *k = b->mem->blocks; k != NULL; k = k->next)
 		k->used = 0;
+	b->mem->cur = b->mem->blocks;
 }
 
 void stats_free(struct stats_batch *b)
@@ -156,9 +161,11 @@ void stats_free(struct stats_batch *b)
 			free(k);
 			continue;
 		}
+		k->used = 0;
 		kept += k->size;
 		link = &k->next;
 	}
+	m->cur = m->blocks;
 	memset(b, 0, sizeof(*b));
 }
 
