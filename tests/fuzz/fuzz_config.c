@@ -4,7 +4,7 @@
  * problems, never a crash, a leak or a hang. Built and run by
  * tests/fuzz/run (make check: 30 s, make fuzz: longer).
  *
- * fuzz-sources: milter/config.c milter/cidr.c milter/mx.c milter/store.c milter/log.c milter/network.c milter/address.c
+ * fuzz-sources: milter/config.c milter/cidr.c milter/mx.c milter/store.c milter/resp.c milter/log.c milter/network.c milter/address.c
  * fuzz-pkgs: libconfuse libidn2 libcares hiredis libpsl
  *
  * The input is the file's content, handed to config_load through a memfd.
