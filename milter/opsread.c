@@ -928,22 +928,74 @@ static long long ops_usage_reply(redisReply *r)
 	return v;
 }
 
+#define OPS_EXPIRED_MAX "1000" /* expired reservations looked at per window */
+
+/* the window key of X, KIND 'w' or 'p' (malloc'd) */
+static char *ops_window_key(const struct opsread *o, const struct ops_usage *x, char kind)
+{
+	return ops_printf("%s{%s}:%c:%s:%s", o->prefix, x->network, kind, x->rule, x->scope);
+}
+
+/*
+ * Reservations that expired unconfirmed (their milter died or lost the
+ * message) still sit in the window until a milter's next check of it
+ * removes them; they do not count. EXPIRED (a reply array, freed here)
+ * lists them; one ZSCORE each finds those inside X's windows.
+ */
+static int ops_usage_expired(struct opsread *o, struct ops_usage *x, redisReply *expired)
+{
+	char *key = ops_window_key(o, x, 'w');
+	size_t i, n = expired->elements;
+	int rv = 0;
+
+	for (i = 0; i < n; i++)
+		ops_append(o, "ZSCORE", key,
+			   expired->element[i]->type == REDIS_REPLY_STRING ? expired->element[i]->str
+									 : "");
+	for (i = 0; i < n; i++) {
+		redisReply *r = ops_next(o, "ZSCORE");
+		double ms;
+
+		if (r == NULL) {
+			rv = -1;
+			break;
+		}
+		if (r->type == REDIS_REPLY_STRING && (ms = strtod(r->str, NULL)) > 0) {
+			/* windows are (now - length, now] */
+			if (ms > (double)(o->now_ms - HOUR_MS) && x->hourly > 0)
+				x->hourly--;
+			if (x->def != NULL && x->burst > 0 &&
+			    ms > (double)(o->now_ms - (long long)x->lv.burst_window * 1000))
+				x->burst--;
+		}
+		freeReplyObject(r);
+	}
+	free(key);
+	freeReplyObject(expired);
+	return rv;
+}
+
 int opsread_usage_fetch(struct opsread *o, struct ops_usages *u)
 {
 	size_t i, k, end;
+	char now[32];
 	int rv = 0;
 
+	snprintf(now, sizeof(now), "%lld", o->now_ms);
 	for (i = 0; i < u->n; i = end) {
+		redisReply *expired[OPS_BATCH];
+
 		end = i + OPS_BATCH < u->n ? i + OPS_BATCH : u->n;
 		for (k = i; k < end; k++) {
 			struct ops_usage *x = &u->v[k];
-			char *key, hmin[32], bmin[32];
+			char *key, *pkey, hmin[32], bmin[32];
 
 			if (x->fetched)
 				continue;
 			if (x->def != NULL)
 				x->lv = ratelimit_effective(x->def, x->network);
-			key = ops_printf("%s{%s}:w:%s:%s", o->prefix, x->network, x->rule, x->scope);
+			key = ops_window_key(o, x, 'w');
+			pkey = ops_window_key(o, x, 'p');
 			/* windows are (now - length, now]; later stamps still count */
 			snprintf(hmin, sizeof(hmin), "(%lld", o->now_ms - HOUR_MS);
 			ops_append(o, "ZCOUNT", key, hmin, "+inf");
@@ -952,12 +1004,17 @@ int opsread_usage_fetch(struct opsread *o, struct ops_usages *u)
 					 o->now_ms - (long long)x->lv.burst_window * 1000);
 				ops_append(o, "ZCOUNT", key, bmin, "+inf");
 			}
+			/* pending units whose expiry has come (reserve.lua's test) */
+			ops_append(o, "ZRANGEBYSCORE", pkey, "-inf", now, "LIMIT", "0",
+				   OPS_EXPIRED_MAX);
 			free(key);
+			free(pkey);
 		}
 		for (k = i; k < end; k++) {
 			struct ops_usage *x = &u->v[k];
 			redisReply *r;
 
+			expired[k - i] = NULL;
 			if (x->fetched)
 				continue;
 			if ((r = ops_next(o, "ZCOUNT")) == NULL)
@@ -970,8 +1027,22 @@ int opsread_usage_fetch(struct opsread *o, struct ops_usages *u)
 				if ((x->burst = ops_usage_reply(r)) < 0)
 					rv = -1;
 			}
+			if ((r = ops_next(o, "ZRANGEBYSCORE")) == NULL)
+				return -1;
+			if (r->type == REDIS_REPLY_ARRAY && r->elements > 0)
+				expired[k - i] = r;
+			else
+				freeReplyObject(r);
 			x->fetched = true;
 		}
+		/* rare: a milter died holding reservations */
+		for (k = i; k < end; k++)
+			if (expired[k - i] != NULL && ops_usage_expired(o, &u->v[k], expired[k - i]) != 0) {
+				for (k++; k < end; k++)
+					if (expired[k - i] != NULL)
+						freeReplyObject(expired[k - i]);
+				return -1;
+			}
 	}
 	return rv;
 }

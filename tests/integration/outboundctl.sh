@@ -524,6 +524,22 @@ if command -v python3 >/dev/null 2>&1; then
 		"$(json_get "' '.join(e['qid'] + ('/' + e['rcpt'] if e['type'] == 'tempfail' else '') for e in d['decisions'])")" \
 		"1B0003 1B0004 1B0005 1B0006 1A0002 1A0004/a11@gmail.com 1A0004/a12@gmail.com 1A0004 1A0007 1A0008"
 fi
+# a reservation that expired unconfirmed (its milter died) does not count,
+# even before a milter's next check of the window removes it
+rcli zadd "${OP}{expiry.example}:w:per-sender:exp@example.com" $((NOW_MS - 1000)) e-0 \
+	$((NOW_MS - 2000)) e-1 $((NOW_MS - 3000)) e-2 $((NOW_MS - 4000)) e-3 >/dev/null
+rcli zadd "${OP}{expiry.example}:p:per-sender:exp@example.com" $((NOW_MS - 500)) e-1 \
+	$((NOW_MS - 100)) e-3 $((NOW_MS + 60000)) e-2 >/dev/null
+ops sender exp@example.com --json
+t_is "sender --json, expired reservations: exit 0" "$RC" 0
+if command -v python3 >/dev/null 2>&1; then
+	t_is "sender --json: expired reservations left out of the windows" \
+		"$(json_get "[(l['network'], l['hourly']['used'], l['burst']['used']) for l in d['limits']]")" \
+		"[('expiry.example', 2, 2)]"
+fi
+rcli del "${OP}{expiry.example}:w:per-sender:exp@example.com" \
+	"${OP}{expiry.example}:p:per-sender:exp@example.com" >/dev/null
+
 ops sender nobody@example.com
 t_is "sender without traffic: exit 0" "$RC" 0
 golden sender-nobody
