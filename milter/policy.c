@@ -457,6 +457,47 @@ static void member_name(char *out, const char *id, unsigned seq)
 	out[len] = '\0';
 }
 
+/*
+ * The units recipient number m->rcpt_seq + 1 of network T reserves, one per
+ * rule of the first N_RULES (a count=messages rule only once a message and
+ * network); RULE_OF gets each unit's rule, MEMBERS the reservation ids the
+ * units point to. Returns how many.
+ */
+static size_t rcpt_units(struct msg_state *m, const struct conn_state *c,
+			 const struct net_tally *t, size_t n_rules, struct store_unit *units,
+			 unsigned *rule_of, char (*members)[sizeof(m->id) + 16])
+{
+	const struct config *cfg = m->cfg;
+	struct msg_identity id = {
+		.sender = m->sender_id,
+		.sender_domain = m->sender.status == ADDR_OK ? m->sender.domain : NETWORK_INVALID,
+		.client = c->client_text,
+	};
+	size_t n = 0;
+
+	m->rcpt_seq++;
+	member_name(members[0], m->id, m->rcpt_seq);
+	member_name(members[1], m->id, 0);
+	for (size_t i = 0; i < n_rules; i++) {
+		const struct limit_rule *r = &cfg->limits[i];
+		bool per_message = r->count == COUNT_MESSAGES && i < MAX_MSG_RULES;
+
+		if (per_message && (t->msg_units & (1ULL << i)))
+			continue; /* this message already holds its unit here */
+		const char *scope = ratelimit_scope_value(r, &id);
+		rule_of[n] = (unsigned)i;
+		units[n++] = (struct store_unit){
+			.network = t->name,
+			.rule = r->name,
+			.scope = scope,
+			.scope_len = strlen(scope),
+			.member = per_message ? members[1] : members[0],
+			.lv = ratelimit_effective(r, t->name),
+		};
+	}
+	return n;
+}
+
 void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		 struct rcpt_result *res)
 {
@@ -498,36 +539,11 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 	t = tally_get(m, net);
 	size_t n_rules = m->limited ? cfg->n_limits : 0;
 
-	struct msg_identity id = {
-		.sender = m->sender_id,
-		.sender_domain = m->sender.status == ADDR_OK ? m->sender.domain : NETWORK_INVALID,
-		.client = c->client_text,
-	};
 	struct store_unit units[n_rules + 1];
 	unsigned rule_of[n_rules + 1];
 	char members[2][sizeof(m->id) + 16];
-	size_t n = 0;
+	size_t n = rcpt_units(m, c, t, n_rules, units, rule_of, members);
 
-	m->rcpt_seq++;
-	member_name(members[0], m->id, m->rcpt_seq);
-	member_name(members[1], m->id, 0);
-	for (size_t i = 0; i < n_rules; i++) {
-		const struct limit_rule *r = &cfg->limits[i];
-		bool per_message = r->count == COUNT_MESSAGES && i < MAX_MSG_RULES;
-
-		if (per_message && (t->msg_units & (1ULL << i)))
-			continue; /* this message already holds its unit here */
-		const char *scope = ratelimit_scope_value(r, &id);
-		rule_of[n] = (unsigned)i;
-		units[n++] = (struct store_unit){
-			.network = t->name,
-			.rule = r->name,
-			.scope = scope,
-			.scope_len = strlen(scope),
-			.member = per_message ? members[1] : members[0],
-			.lv = ratelimit_effective(r, t->name),
-		};
-	}
 	if (n == 0 && !look) {
 		accept_rcpt(m, t, &a, NULL);
 		return;
