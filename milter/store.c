@@ -679,6 +679,8 @@ static int store_batch_run(struct store_batch *b)
 	return b->rv;
 }
 
+#define STORE_REQ_KEEP ((size_t)256 * 1024) /* a larger request buffer is not kept */
+
 /* store_batch_end - free the replies (the buffers stay for the next batch) */
 static void store_batch_end(struct store_batch *b)
 {
@@ -688,6 +690,9 @@ static void store_batch_end(struct store_batch *b)
 		freeReplyObject(b->replies[i]);
 	b->got = b->sent = 0;
 	b->replies = NULL;
+	/* a message to thousands of recipients does not pin its memory */
+	if (b->s != NULL && b->s->req.cap > STORE_REQ_KEEP)
+		resp_free(&b->s->req);
 }
 
 /* store_wall_ms - the local clock, ms since the epoch */
