@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 
 #include "redis_helper.h"
+#include "redis_raw.h"
 
 #include "address.h"
 #include "config.h"
@@ -41,8 +42,6 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define LAT_DOMAINS 40
 
-static struct redis_test_server srv;
-static redisContext *raw;
 static const char *self;      /* argv[0], for the second process */
 static char dir[64];          /* the test's temporary folder */
 static char dns_log[128];
@@ -371,18 +370,6 @@ static void dns_sync(void)
 		redis_test_sleep_ms(5);
 	assert_int_equal(dns_queries(name), 1);
 	config_free(c);
-}
-
-static redisContext *raw_get(void)
-{
-	if (raw != NULL && raw->err) {
-		redisFree(raw);
-		raw = NULL;
-	}
-	if (raw == NULL)
-		raw = redis_test_connect(&srv);
-	assert_non_null(raw);
-	return raw;
 }
 
 /* the string value of KEY ("" when none) and its TTL in seconds */

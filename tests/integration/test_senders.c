@@ -24,6 +24,7 @@
 #include <sys/un.h>
 
 #include "redis_helper.h"
+#include "redis_raw.h"
 
 #include "config.h"
 #include "store.h"
@@ -34,8 +35,6 @@
 #define TTL_DAYS 30
 #define REL_MAX 100
 
-static struct redis_test_server srv;
-static redisContext *raw;
 static char prefix[64];
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -60,55 +59,6 @@ static const char *skey(char *buf, size_t size, const char *sender, const char *
 
 	assert_true(n > 0 && (size_t)n < size);
 	return buf;
-}
-
-static redisContext *raw_get(void)
-{
-	if (raw != NULL && raw->err) {
-		redisFree(raw);
-		raw = NULL;
-	}
-	if (raw == NULL)
-		raw = redis_test_connect(&srv);
-	assert_non_null(raw);
-	return raw;
-}
-
-static redisReply *raw_cmd(const char *fmt, ...)
-{
-	redisReply *r;
-	va_list ap;
-
-	va_start(ap, fmt);
-	r = redisvCommand(raw_get(), fmt, ap);
-	va_end(ap);
-	assert_non_null(r);
-	if (r->type == REDIS_REPLY_ERROR)
-		fail_msg("redis: %s", r->str);
-	return r;
-}
-
-/* an integer or numeric string reply; -1 for nil */
-static long long raw_int(const char *fmt, ...)
-{
-	redisReply *r;
-	long long v = 0;
-	va_list ap;
-
-	va_start(ap, fmt);
-	r = redisvCommand(raw_get(), fmt, ap);
-	va_end(ap);
-	assert_non_null(r);
-	if (r->type == REDIS_REPLY_INTEGER)
-		v = r->integer;
-	else if (r->type == REDIS_REPLY_STRING)
-		v = atoll(r->str);
-	else if (r->type == REDIS_REPLY_NIL)
-		v = -1;
-	else
-		fail_msg("unexpected reply type %d", r->type);
-	freeReplyObject(r);
-	return v;
 }
 
 static long long zscore(const char *key, const char *member)

@@ -18,6 +18,7 @@
 #include <signal.h>
 
 #include "redis_helper.h"
+#include "redis_raw.h"
 
 #include "config.h"
 #include "ratelimit.h"
@@ -26,8 +27,6 @@
 #define T0 1893456000000LL /* 2030-01-01 00:00:00 UTC, in ms */
 #define T0_HOUR "2030010100"
 
-static struct redis_test_server srv;
-static redisContext *raw;
 static char prefix[64];
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -62,54 +61,6 @@ static size_t key_of(char *buf, size_t size, const char *net, char kind, const c
 	memcpy(buf + n, scope, scope_len);
 	buf[n + scope_len] = '\0';
 	return (size_t)n + scope_len;
-}
-
-static redisContext *raw_get(void)
-{
-	if (raw != NULL && raw->err) {
-		redisFree(raw);
-		raw = NULL;
-	}
-	if (raw == NULL)
-		raw = redis_test_connect(&srv);
-	assert_non_null(raw);
-	return raw;
-}
-
-static redisReply *raw_cmd(const char *fmt, ...)
-{
-	redisReply *r;
-	va_list ap;
-
-	va_start(ap, fmt);
-	r = redisvCommand(raw_get(), fmt, ap);
-	va_end(ap);
-	assert_non_null(r);
-	if (r->type == REDIS_REPLY_ERROR)
-		fail_msg("redis: %s", r->str);
-	return r;
-}
-
-static long long raw_int(const char *fmt, ...)
-{
-	redisReply *r;
-	long long v = 0;
-	va_list ap;
-
-	va_start(ap, fmt);
-	r = redisvCommand(raw_get(), fmt, ap);
-	va_end(ap);
-	assert_non_null(r);
-	if (r->type == REDIS_REPLY_INTEGER)
-		v = r->integer;
-	else if (r->type == REDIS_REPLY_STRING)
-		v = atoll(r->str);
-	else if (r->type == REDIS_REPLY_NIL)
-		v = -1;
-	else
-		fail_msg("unexpected reply type %d", r->type);
-	freeReplyObject(r);
-	return v;
 }
 
 static long long zscore(const char *key, size_t klen, const char *member)

@@ -1,0 +1,69 @@
+/*
+ * redis_raw.h - the integration test's own view of its Redis, beside the
+ * code under test: the server SRV (redis_helper.h) and a plain hiredis
+ * connection to it for writing keys by hand and checking what the store
+ * wrote. Include after cmocka.h and redis_helper.h, once per test program.
+ */
+#ifndef OBM_REDIS_RAW_H
+#define OBM_REDIS_RAW_H
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include <hiredis/hiredis.h>
+
+static struct redis_test_server srv;
+static redisContext *raw;
+
+/* the connection, made again after an error (a test may stop the server) */
+static inline redisContext *raw_get(void)
+{
+	if (raw != NULL && raw->err) {
+		redisFree(raw);
+		raw = NULL;
+	}
+	if (raw == NULL)
+		raw = redis_test_connect(&srv);
+	assert_non_null(raw);
+	return raw;
+}
+
+/* a command whose reply the caller frees; an error reply fails the test */
+static inline redisReply *raw_cmd(const char *fmt, ...)
+{
+	redisReply *r;
+	va_list ap;
+
+	va_start(ap, fmt);
+	r = redisvCommand(raw_get(), fmt, ap);
+	va_end(ap);
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_ERROR)
+		fail_msg("redis: %s", r->str);
+	return r;
+}
+
+/* an integer or numeric string reply; -1 for nil */
+static inline long long raw_int(const char *fmt, ...)
+{
+	redisReply *r;
+	long long v = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	r = redisvCommand(raw_get(), fmt, ap);
+	va_end(ap);
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_INTEGER)
+		v = r->integer;
+	else if (r->type == REDIS_REPLY_STRING)
+		v = atoll(r->str);
+	else if (r->type == REDIS_REPLY_NIL)
+		v = -1;
+	else
+		fail_msg("unexpected reply type %d", r->type);
+	freeReplyObject(r);
+	return v;
+}
+
+#endif
