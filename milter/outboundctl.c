@@ -421,43 +421,42 @@ static void print_count(const struct ctl *ctl, const char *sender, const char *k
 	}
 }
 
-static int cmd_rel_add(struct ctl *ctl, char **args, int n)
+/* rel add and rel del: SENDER then the recipients, one round trip */
+static int rel_change(struct ctl *ctl, char **args, int n, bool add)
 {
 	struct rcpt_list l = { 0 };
 	char sender[OPS_SENDER_MAX];
-	int rv = 0;
+	int rv = 0, st;
 
 	if (!normalize_sender(ctl, args[0], false, sender, sizeof(sender)) ||
 	    !rcpt_args(ctl, args + 1, n - 1, &l))
 		return EXIT_USAGE;
-	warn_max(ctl, sender, l.n);
-	if ((rv = redis_check(ctl)) == 0 &&
-	    store_rel_add(ctl->cfg, sender, (const char *const *)l.v, l.n, 0) != STORE_OK)
-		rv = redis_error();
-	if (rv == 0)
+	if (add)
+		warn_max(ctl, sender, l.n);
+	if ((rv = redis_check(ctl)) == 0) {
+		st = add ? store_rel_add(ctl->cfg, sender, (const char *const *)l.v, l.n, 0)
+			 : store_rel_del(ctl->cfg, sender, (const char *const *)l.v, l.n);
+		if (st != STORE_OK)
+			rv = redis_error();
+	}
+	if (rv == 0 && add)
 		print_count(ctl, sender, "added", l.n,
 			    l.n == 1 ? "relationship added" : "relationships added");
-	rcpt_list_free(&l);
-	return rv;
-}
-
-static int cmd_rel_del(struct ctl *ctl, char **args, int n)
-{
-	struct rcpt_list l = { 0 };
-	char sender[OPS_SENDER_MAX];
-	int rv = 0;
-
-	if (!normalize_sender(ctl, args[0], false, sender, sizeof(sender)) ||
-	    !rcpt_args(ctl, args + 1, n - 1, &l))
-		return EXIT_USAGE;
-	if ((rv = redis_check(ctl)) == 0 &&
-	    store_rel_del(ctl->cfg, sender, (const char *const *)l.v, l.n) != STORE_OK)
-		rv = redis_error();
-	if (rv == 0)
+	else if (rv == 0)
 		print_count(ctl, sender, "deleted", l.n,
 			    l.n == 1 ? "relationship deleted" : "relationships deleted");
 	rcpt_list_free(&l);
 	return rv;
+}
+
+static int cmd_rel_add(struct ctl *ctl, char **args, int n)
+{
+	return rel_change(ctl, args, n, true);
+}
+
+static int cmd_rel_del(struct ctl *ctl, char **args, int n)
+{
+	return rel_change(ctl, args, n, false);
 }
 
 /* the entries of rel show, kept to size the table */
