@@ -7,8 +7,11 @@
 #ifndef OBM_REDIS_RAW_H
 #define OBM_REDIS_RAW_H
 
+#include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -64,6 +67,35 @@ static inline long long raw_int(const char *fmt, ...)
 		fail_msg("unexpected reply type %d", r->type);
 	freeReplyObject(r);
 	return v;
+}
+
+/* the raw connection closed (a test that stops the server calls it too) */
+static inline void raw_close(void)
+{
+	if (raw != NULL)
+		redisFree(raw);
+	raw = NULL;
+}
+
+/* start SRV (or use OBM_TEST_REDIS_SOCK's) with PREFIX this process's own */
+static inline int raw_start(char *prefix, size_t size)
+{
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(prefix, size, "obmtest:%ld:", (long)getpid());
+	if (redis_test_start(&srv, NULL) != 0) {
+		fprintf(stderr, "cannot start redis-server\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* PREFIX's keys dropped from a shared server, the connection closed, SRV stopped */
+static inline void raw_stop(const char *prefix)
+{
+	if (srv.external)
+		redis_test_drop_prefix(raw_get(), prefix);
+	raw_close();
+	redis_test_cleanup(&srv);
 }
 
 #endif

@@ -1116,9 +1116,7 @@ static int group_teardown(void **state)
 		drop_test_keys();
 	mx_cache_clear();
 	store_disconnect();
-	if (raw != NULL)
-		redisFree(raw);
-	raw = NULL;
+	raw_close();
 	dns_stop();
 	if (hole_fd >= 0)
 		close(hole_fd);

@@ -1027,8 +1027,7 @@ static void test_redis_down(void **state)
 	printf("redis down: working again %lld ms after the restart\n", elapsed);
 	assert_true(elapsed <= 1100);
 	/* the checking connection died with the old server */
-	redisFree(raw);
-	raw = NULL;
+	raw_close();
 	freeReplyObject(raw_cmd("PING"));
 }
 
@@ -1106,26 +1105,14 @@ static void test_redis_stuck(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(prefix, sizeof(prefix), "obmtest:%ld:", (long)getpid());
-	if (redis_test_start(&srv, NULL) != 0) {
-		fprintf(stderr, "cannot start redis-server\n");
-		return -1;
-	}
-	return 0;
+	return raw_start(prefix, sizeof(prefix));
 }
-
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (srv.external)
-		redis_test_drop_prefix(raw_get(), prefix);
 	store_disconnect();
-	if (raw != NULL)
-		redisFree(raw);
-	raw = NULL;
-	redis_test_cleanup(&srv);
+	raw_stop(prefix);
 	return 0;
 }
 
