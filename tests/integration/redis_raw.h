@@ -2,7 +2,9 @@
  * redis_raw.h - the integration test's own view of its Redis, beside the
  * code under test: the server SRV (redis_helper.h) and a plain hiredis
  * connection to it for writing keys by hand and checking what the store
- * wrote. Include after cmocka.h and redis_helper.h, once per test program.
+ * wrote, and PREFIX, the key prefix of this process's tests. Include after
+ * cmocka.h and redis_helper.h, once per test program; raw_group_setup and
+ * raw_group_teardown serve cmocka_run_group_tests.
  */
 #ifndef OBM_REDIS_RAW_H
 #define OBM_REDIS_RAW_H
@@ -15,8 +17,11 @@
 
 #include <hiredis/hiredis.h>
 
+#include "store.h"
+
 static struct redis_test_server srv;
 static redisContext *raw;
+static char prefix[64] __attribute__((unused));
 
 /* the connection, made again after an error (a test may stop the server) */
 static inline redisContext *raw_get(void)
@@ -78,10 +83,10 @@ static inline void raw_close(void)
 }
 
 /* start SRV (or use OBM_TEST_REDIS_SOCK's) with PREFIX this process's own */
-static inline int raw_start(char *prefix, size_t size)
+static inline int raw_start(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(prefix, size, "obmtest:%ld:", (long)getpid());
+	snprintf(prefix, sizeof(prefix), "obmtest:%ld:", (long)getpid());
 	if (redis_test_start(&srv, NULL) != 0) {
 		fprintf(stderr, "cannot start redis-server\n");
 		return -1;
@@ -90,12 +95,28 @@ static inline int raw_start(char *prefix, size_t size)
 }
 
 /* PREFIX's keys dropped from a shared server, the connection closed, SRV stopped */
-static inline void raw_stop(const char *prefix)
+static inline void raw_stop(void)
 {
 	if (srv.external)
 		redis_test_drop_prefix(raw_get(), prefix);
 	raw_close();
 	redis_test_cleanup(&srv);
+}
+
+/* cmocka group setup: the server up, PREFIX set */
+static inline int raw_group_setup(void **state)
+{
+	(void)state;
+	return raw_start();
+}
+
+/* cmocka group teardown: the store's and our connections closed, the server down */
+static inline int raw_group_teardown(void **state)
+{
+	(void)state;
+	store_disconnect();
+	raw_stop();
+	return 0;
 }
 
 #endif

@@ -315,7 +315,7 @@ static struct config *conf_load(const struct conf_opts *o, char *path, size_t ps
 		"dns_server = \"%s\"\n"
 		"redis {\n"
 		"  socket = \"%s\"\n"
-		"  prefix = \"obmtest:%ld:%u:\"\n"
+		"  prefix = \"%s%u:\"\n"
 		"  timeout_ms = 500\n"
 		"}\n"
 		"network google { domains = {\"gmail.com\", \"googlemail.com\"}; "
@@ -326,7 +326,7 @@ static struct config *conf_load(const struct conf_opts *o, char *path, size_t ps
 		"limit any { }\n",
 		o->off ? "false" : "true", o->cache_ttl > 0 ? o->cache_ttl : 3600,
 		o->timeout_ms > 0 ? o->timeout_ms : 300, server,
-		o->redis != NULL ? o->redis : srv.sock, (long)getpid(), conf_seq);
+		o->redis != NULL ? o->redis : srv.sock, prefix, conf_seq);
 	fclose(fp);
 	c = config_load(path, report_fail, NULL);
 	assert_non_null(c);
@@ -1062,15 +1062,13 @@ static void test_latency(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	signal(SIGPIPE, SIG_IGN);
 	snprintf(dir, sizeof(dir), "/tmp/obm-mx-XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		return -1;
 	snprintf(dns_log, sizeof(dns_log), "%s/dnsmasq.log", dir);
-	if (redis_test_start(&srv, NULL) != 0) {
-		fprintf(stderr, "cannot start redis-server\n");
+	/* every configuration here prefixes its keys with PREFIX */
+	if (raw_start() != 0)
 		return -1;
-	}
 	if (dns_start() != 0) {
 		fprintf(stderr, "cannot start dnsmasq, see %s/dnsmasq.out\n", dir);
 		return -1;
@@ -1101,27 +1099,16 @@ static void rm_dir(const char *d)
 	rmdir(d);
 }
 
-static void drop_test_keys(void)
-{
-	char prefix[64];
-
-	snprintf(prefix, sizeof(prefix), "obmtest:%ld:", (long)getpid());
-	redis_test_drop_prefix(raw_get(), prefix);
-}
-
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (srv.external)
-		drop_test_keys();
 	mx_cache_clear();
 	store_disconnect();
-	raw_close();
+	raw_stop();
 	dns_stop();
 	if (hole_fd >= 0)
 		close(hole_fd);
 	hole_fd = -1;
-	redis_test_cleanup(&srv);
 	if (dir[0] != '\0' && getenv("OBM_KEEP_TMP") == NULL)
 		rm_dir(dir);
 	return 0;

@@ -35,7 +35,6 @@
 #define TTL_DAYS 30
 #define REL_MAX 100
 
-static char prefix[64];
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -1399,20 +1398,6 @@ static void test_redis_down(void **state)
 
 /* ---- setup ------------------------------------------------------------- */
 
-static int group_setup(void **state)
-{
-	(void)state;
-	return raw_start(prefix, sizeof(prefix));
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	store_disconnect();
-	raw_stop(prefix);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1438,5 +1423,5 @@ int main(void)
 	/* OBM_CMOCKA_FILTER=pattern runs only the matching cmocka tests */
 	if (getenv("OBM_CMOCKA_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("OBM_CMOCKA_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, raw_group_setup, raw_group_teardown);
 }

@@ -27,7 +27,6 @@
 #define T0 1893456000000LL /* 2030-01-01 00:00:00 UTC, in ms */
 #define T0_HOUR "2030010100"
 
-static char prefix[64];
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -1102,20 +1101,6 @@ static void test_redis_stuck(void **state)
 
 /* ---- setup ------------------------------------------------------------- */
 
-static int group_setup(void **state)
-{
-	(void)state;
-	return raw_start(prefix, sizeof(prefix));
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	store_disconnect();
-	raw_stop(prefix);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1143,5 +1128,5 @@ int main(void)
 	/* OBM_CMOCKA_FILTER=pattern runs only the matching cmocka tests */
 	if (getenv("OBM_CMOCKA_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("OBM_CMOCKA_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, raw_group_setup, raw_group_teardown);
 }
