@@ -1,6 +1,7 @@
 /*
  * log.c - one log line per event, queue id first, to syslog (facility mail,
- * ident outbound-milter) and, in the foreground, to stderr as well.
+ * ident outbound-milter) and, in the foreground, to stderr as well; and the
+ * quoting that keeps every key=value field of a line what it was.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,67 @@ void log_open(bool to_stderr)
 {
 	log_stderr = to_stderr;
 	openlog("outbound-milter", LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+/* a byte that may stand in a bare value: printable ASCII but space, '"', '\\', '=' */
+static bool log_bare_byte(unsigned char ch)
+{
+	return ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != '=';
+}
+
+size_t log_quote_into(char *out, size_t size, const char *value)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *v = (const unsigned char *)(value != NULL ? value : "");
+	size_t i, j = 0;
+	bool bare = *v != '\0';
+
+	if (size < 8) { /* room for at least "..." */
+		if (size > 0)
+			out[0] = '\0';
+		return 0;
+	}
+	for (i = 0; bare && v[i] != '\0'; i++)
+		bare = log_bare_byte(v[i]);
+	if (bare && i < size) {
+		memcpy(out, v, i + 1);
+		return i;
+	}
+	/* quoted: room is kept for the worst escape (4), "..." and the closing quote */
+	out[j++] = '"';
+	for (i = 0; v[i] != '\0'; i++) {
+		unsigned char ch = v[i];
+
+		if (j + 4 + 5 > size) {
+			memcpy(out + j, "...", 3);
+			j += 3;
+			break;
+		}
+		if (ch == '"' || ch == '\\') {
+			out[j++] = '\\';
+			out[j++] = (char)ch;
+		} else if (ch < 0x20 || ch >= 0x7f) {
+			out[j++] = '\\';
+			out[j++] = 'x';
+			out[j++] = hex[ch >> 4];
+			out[j++] = hex[ch & 15];
+		} else {
+			out[j++] = (char)ch;
+		}
+	}
+	out[j++] = '"';
+	out[j] = '\0';
+	return j;
+}
+
+const char *log_quote(const char *value)
+{
+	static __thread char ring[LOG_QUOTE_SLOTS][LOG_QUOTE_SIZE];
+	static __thread unsigned next;
+	char *out = ring[next++ % LOG_QUOTE_SLOTS];
+
+	log_quote_into(out, LOG_QUOTE_SIZE, value);
+	return out;
 }
 
 void log_msg(int level, const char *qid, const char *fmt, ...)
