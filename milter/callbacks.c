@@ -240,7 +240,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	if (apply_changes(ctx, &res) != 0) {
 		/* never let through what should have been held or marked */
 		log_msg(LOG_ERR, qid, "could not change the message (header %s%s); tempfailed",
-			res.header_name, res.quarantine ? ", hold" : "");
+			log_quote(res.header_name), res.quarantine ? ", hold" : "");
 		transaction_end(c);
 		set_reply(ctx, "451", "4.3.0", "Internal error, try again later");
 		LEAVE(SMFIS_TEMPFAIL);

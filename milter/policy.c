@@ -336,9 +336,9 @@ static void refuse_rcpt(struct msg_state *m, struct conn_state *c, const struct 
 		"action=%s rcpt=%s network=%s rule=%s limit=%s used=%ld/%ld window=%lds "
 		"retry=%lds sender=%s client=%s",
 		monitor ? "would-tempfail" : "tempfail",
-		rcpt->status == ADDR_OK ? rcpt->full : NETWORK_INVALID, u->network, u->rule,
-		window_name(v->which), v->used, v->limit, window, retry, m->sender_id,
-		c->client_text);
+		log_quote(rcpt->status == ADDR_OK ? rcpt->full : NETWORK_INVALID),
+		log_quote(u->network), log_quote(u->rule), window_name(v->which), v->used,
+		v->limit, window, retry, log_quote(m->sender_id), log_quote(c->client_text));
 	if (monitor) {
 		t->accepted++;
 		m->rcpts++;
@@ -681,8 +681,9 @@ static void eom_store_failed(struct msg_state *m, struct conn_state *c, const ch
 	log_msg(LOG_WARNING, m->qid,
 		"class=unknown action=%s sender=%s client=%s rcpts=%u tempfailed=%u networks=%s "
 		"mode=%s reasons=store-unavailable",
-		accept ? "accept" : "tempfail", m->sender_id, c->client_text, m->rcpts,
-		m->tempfailed, nets, cfg->mode == MODE_MONITOR ? "monitor" : "enforce");
+		accept ? "accept" : "tempfail", log_quote(m->sender_id),
+		log_quote(c->client_text), m->rcpts, m->tempfailed, log_quote(nets),
+		cfg->mode == MODE_MONITOR ? "monitor" : "enforce");
 }
 
 /* inbound mail: its external sender becomes known to each local recipient */
@@ -927,9 +928,9 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 	log_msg(LOG_INFO, m->qid,
 		"class=%s action=%s sender=%s client=%s rcpts=%u known=%u velocity=%u "
 		"tempfailed=%u networks=%s mode=%s reasons=%s%s",
-		class_name(cr.cls), action_name(wanted), m->sender_id, c->client_text, in.rcpts,
-		in.known, in.velocity, m->tempfailed, nets,
-		mode_name(cfg), cr.reasons[0] ? cr.reasons : "-",
+		class_name(cr.cls), action_name(wanted), log_quote(m->sender_id),
+		log_quote(c->client_text), in.rcpts, in.known, in.velocity, m->tempfailed,
+		log_quote(nets), mode_name(cfg), log_quote(cr.reasons[0] ? cr.reasons : "-"),
 		m->limited ? "" : " limited=no");
 }
 
