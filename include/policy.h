@@ -54,7 +54,8 @@ struct msg_state {
 	bool limited; /* outbound and not exempt */
 	bool store_failed;
 	struct address sender;
-	char sender_id[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	char sender_id[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2]; /* the identity (policy.c) */
+	char sender_domain[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2]; /* scope = sender_domain */
 	char qid[QID_MAX];
 	char id[48]; /* unique id; members of reservations derive from it */
 	unsigned rcpt_seq;

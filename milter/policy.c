@@ -70,7 +70,10 @@ static char *xstrdup(const char *s)
 
 static void copy_str(char *dst, size_t size, const char *src)
 {
-	size_t len = src != NULL ? strnlen(src, size - 1) : 0;
+	size_t len = src != NULL ? strlen(src) : 0;
+
+	if (len > size - 1)
+		len = size - 1;
 
 	memcpy(dst, src != NULL ? src : "", len);
 	dst[len] = '\0';
@@ -177,39 +180,53 @@ void policy_conn_end(struct conn_state *c)
 	policy_abort(c);
 }
 
-static bool sender_is_exempt(const struct config *cfg, const struct address *a,
-			     const char *sender_id)
+/*
+ * exempt_senders against the message's identity ID (sender_id) and, when
+ * the identity is an address, ID_ADDR: a whole-address entry matches the
+ * identity itself (a plain login too), a "domain" or "@domain" entry the
+ * identity address's domain and its subdomains. The envelope sender of
+ * authenticated mail is never looked at: a user cannot borrow an exempt
+ * address by writing it into MAIL FROM.
+ */
+static bool sender_is_exempt(const struct config *cfg, const char *id,
+			     const struct address *id_addr)
 {
 	for (size_t i = 0; i < cfg->exempt_senders.n; i++) {
 		const char *e = cfg->exempt_senders.v[i];
 		const char *at = strchr(e, '@');
 
-		if (at != NULL && at != e) { /* a whole address */
-			if (strcmp(e, a->full) == 0 || strcmp(e, sender_id) == 0)
-				return true;
-		} else { /* "domain" or "@domain" */
+		if (strcmp(e, id) == 0)
+			return true;
+		if (at == NULL || at == e) { /* "domain" or "@domain" */
 			char *d = (char *)(at ? at + 1 : e);
 			struct strlist one = {.v = &d, .n = 1};
 
-			if (a->status == ADDR_OK && domain_in_list(&one, a->domain))
+			if (id_addr->status == ADDR_OK && domain_in_list(&one, id_addr->domain))
 				return true;
 		}
 	}
 	return false;
 }
 
-/* the identity scope=sender counts: the authenticated user, else the sender */
+/*
+ * Who the message is from, for limits, velocity, blocks and exemptions:
+ * the authenticated user when the client authenticated (whatever envelope
+ * sender it gave), else the envelope sender, else, for the null sender,
+ * the client's address. OUT gets it as a string (an address normalised,
+ * a plain login lowercased with blanks and controls as '_'); ADDR the
+ * same as an address when it is one (status ADDR_INVALID otherwise).
+ */
 static void sender_identity(const struct msg_state *m, const char *auth_user,
-			    char *out, size_t size)
+			    const char *client, char *out, size_t size, struct address *addr)
 {
+	addr->status = ADDR_INVALID;
 	if (auth_user != NULL && *auth_user != '\0') {
-		struct address a;
-
 		if (strchr(auth_user, '@') != NULL &&
-		    address_normalize(auth_user, m->cfg->subaddress_separator, &a) == ADDR_OK) {
-			copy_str(out, size, a.full);
+		    address_normalize(auth_user, m->cfg->subaddress_separator, addr) == ADDR_OK) {
+			copy_str(out, size, addr->full);
 			return;
 		}
+		addr->status = ADDR_INVALID;
 		size_t i;
 		for (i = 0; auth_user[i] != '\0' && i + 1 < size; i++) {
 			unsigned char ch = (unsigned char)auth_user[i];
@@ -220,14 +237,34 @@ static void sender_identity(const struct msg_state *m, const char *auth_user,
 	}
 	switch (m->sender.status) {
 	case ADDR_OK:
+		*addr = m->sender;
 		copy_str(out, size, m->sender.full);
 		break;
 	case ADDR_NULL:
-		copy_str(out, size, "<>");
+		copy_str(out, size, client);
 		break;
 	default:
 		copy_str(out, size, NETWORK_INVALID);
 	}
+}
+
+/*
+ * The value of scope = sender_domain: the envelope sender's domain, but
+ * for the null sender (which Postfix's reject_sender_login_mismatch does
+ * not check) the identity's domain when it is an address, else the
+ * identity itself (a plain login, the client's address).
+ */
+static void sender_domain_of(const struct msg_state *m, const struct address *id_addr,
+			     char *out, size_t size)
+{
+	if (m->sender.status == ADDR_OK)
+		copy_str(out, size, m->sender.domain);
+	else if (m->sender.status != ADDR_NULL)
+		copy_str(out, size, NETWORK_INVALID);
+	else if (id_addr->status == ADDR_OK)
+		copy_str(out, size, id_addr->domain);
+	else
+		copy_str(out, size, m->sender_id);
 }
 
 void policy_mail(struct conn_state *c, const char *sender, const char *auth_user,
@@ -250,15 +287,17 @@ void policy_mail(struct conn_state *c, const char *sender, const char *auth_user
 		 atomic_fetch_add(&msg_counter, 1) + 1);
 	copy_str(m->qid, sizeof(m->qid), qid);
 	address_normalize(sender, cfg->subaddress_separator, &m->sender);
-	sender_identity(m, auth_user, m->sender_id, sizeof(m->sender_id));
+	struct address id_addr;
+	sender_identity(m, auth_user, c->client_text, m->sender_id, sizeof(m->sender_id),
+			&id_addr);
+	sender_domain_of(m, &id_addr, m->sender_domain, sizeof(m->sender_domain));
 	headers_init(&m->headers);
 
 	m->outbound = (auth_user != NULL && *auth_user != '\0') ||
 		      strlist_contains(&cfg->outbound_daemons, c->daemon_name) ||
 		      cidr_list_match(&cfg->outbound_networks, &c->client);
-	m->limited = m->outbound && m->sender.status != ADDR_NULL &&
-		     !cidr_list_match(&cfg->exempt_clients, &c->client) &&
-		     !sender_is_exempt(cfg, &m->sender, m->sender_id);
+	m->limited = m->outbound && !cidr_list_match(&cfg->exempt_clients, &c->client) &&
+		     !sender_is_exempt(cfg, m->sender_id, &id_addr);
 	c->msg = m;
 }
 
@@ -396,13 +435,12 @@ static const char *rel_sender(const struct msg_state *m)
  * What the round trip of recipient A (NULL: an internal one) looks up:
  * A among the sender's correspondents and recent recipients, and, until a
  * recipient has read them, the message's own inputs. False when nothing:
- * bounces have no history, and after a store failure the message's class
- * is unknown anyway.
+ * after a store failure the message's class is unknown anyway.
  */
 static bool rcpt_lookup(const struct msg_state *m, const struct address *a,
 			struct store_lookup *q)
 {
-	if (m->sender.status == ADDR_NULL || m->store_failed)
+	if (m->store_failed)
 		return false;
 	*q = (struct store_lookup){
 		.rel_sender = rel_sender(m),
@@ -470,7 +508,7 @@ static size_t rcpt_units(struct msg_state *m, const struct conn_state *c,
 	const struct config *cfg = m->cfg;
 	struct msg_identity id = {
 		.sender = m->sender_id,
-		.sender_domain = m->sender.status == ADDR_OK ? m->sender.domain : NETWORK_INVALID,
+		.sender_domain = m->sender_domain,
 		.client = c->client_text,
 	};
 	size_t n = 0;
@@ -694,23 +732,36 @@ static void eom_inbound(struct msg_state *m)
 	if (!cfg->learn_inbound || m->sender.status != ADDR_OK || m->n_rcpt_addrs == 0 ||
 	    domain_in_list(&cfg->local_domains, m->sender.domain))
 		return;
-	struct store_pair pairs[m->n_rcpt_addrs];
+	struct store_pair *pairs = xrealloc(NULL, m->n_rcpt_addrs, sizeof(*pairs));
 	for (size_t i = 0; i < m->n_rcpt_addrs; i++)
 		pairs[i] = (struct store_pair){.sender = m->rcpt_addrs[i], .rcpt = m->sender.full};
 	struct store_finish f = {.learn = pairs, .n_learn = m->n_rcpt_addrs, .now_ms = wall_ms()};
 	if (store_finish(cfg, &f) != STORE_OK)
 		log_msg(LOG_WARNING, m->qid, "could not learn relationships from inbound mail: %s",
 			store_last_error());
+	free(pairs);
 }
 
-/* the header value: "CLASS; rcpts=N; known=K; velocity=V; reasons=R" */
-static void class_header(const struct classify_input *in, const struct classify_result *cr,
+/*
+ * The header value, for the outside world: "CLASS", with "; reasons=R"
+ * when the message is held or bulk. How many people the sender wrote to
+ * and how many it knows stay inside (log, Redis) unless header_detail
+ * asks for them: "CLASS; rcpts=N; known=K; velocity=V[; reasons=R]".
+ */
+static void class_header(const struct classify_conf *cc, enum class_action act,
+			 const struct classify_input *in, const struct classify_result *cr,
 			 char *buf, size_t size)
 {
-	int n = snprintf(buf, size, "%s; rcpts=%u; known=%u; velocity=%u", class_name(cr->cls),
-			 in->rcpts, in->known, in->velocity);
+	bool reasons = cr->reasons[0] != '\0' &&
+		       (cc->header_detail || act == ACTION_HOLD || cr->cls == CLASS_BULK);
+	int n;
 
-	if (cr->reasons[0] != '\0' && n > 0 && (size_t)n < size)
+	if (cc->header_detail)
+		n = snprintf(buf, size, "%s; rcpts=%u; known=%u; velocity=%u",
+			     class_name(cr->cls), in->rcpts, in->known, in->velocity);
+	else
+		n = snprintf(buf, size, "%s", class_name(cr->cls));
+	if (reasons && n > 0 && (size_t)n < size)
 		snprintf(buf + n, size - (size_t)n, "; reasons=%s", cr->reasons);
 }
 
@@ -721,11 +772,6 @@ static void class_header(const struct classify_input *in, const struct classify_
  */
 static bool eom_inputs(struct msg_state *m, struct classify_input *in)
 {
-	if (m->sender.status == ADDR_NULL) {
-		/* bounces go back to whoever wrote: no history to look up */
-		in->known = m->rcpts;
-		return true;
-	}
 	if (!m->have_inputs) {
 		struct store_lookup q;
 		struct store_found f = {.status = STORE_ERR};
@@ -803,8 +849,10 @@ static void eom_record(struct msg_state *m, const char *client,
 {
 	const struct config *cfg = m->cfg;
 	bool delivered = act != ACTION_TEMPFAIL && act != ACTION_REJECT;
-	struct store_unit commit[m->n_held + 1], release[m->n_held + 1];
-	struct store_pair pairs[m->n_rcpt_addrs + 1];
+	/* sized by the message: on the heap, never on libmilter's thread stack */
+	struct store_unit *commit = xrealloc(NULL, 2 * m->n_held + 1, sizeof(*commit));
+	struct store_unit *release = commit + m->n_held;
+	struct store_pair *pairs = xrealloc(NULL, m->n_rcpt_addrs + 1, sizeof(*pairs));
 	size_t n_commit = 0, n_release = 0, n_learn = 0;
 	struct stats_batch b;
 
@@ -830,17 +878,17 @@ static void eom_record(struct msg_state *m, const char *client,
 		.learn = pairs, .n_learn = n_learn,
 		.now_ms = now,
 	};
-	if (m->sender.status != ADDR_NULL) {
-		f.vel_sender = m->sender_id;
-		f.vel_rcpts = (const char *const *)m->rcpt_addrs;
-		f.n_vel = m->n_rcpt_addrs;
-	}
+	f.vel_sender = m->sender_id;
+	f.vel_rcpts = (const char *const *)m->rcpt_addrs;
+	f.n_vel = m->n_rcpt_addrs;
 	stats_attach(&b, &f);
 	if (store_finish(cfg, &f) != STORE_OK)
 		log_msg(LOG_WARNING, m->qid,
 			"could not record the decision: %s; reservations expire in %lds",
 			store_last_error(), cfg->reservation_ttl);
 	stats_free(&b);
+	free(commit);
+	free(pairs);
 }
 
 /* the SMTP answer, header and hold of the action */
@@ -860,7 +908,8 @@ static void eom_answer(const struct config *cfg, enum class_action act,
 	case ACTION_TAG:
 		if (cfg->classify.add_header) {
 			res->add_header = true;
-			class_header(in, cr, res->header_value, sizeof(res->header_value));
+			class_header(&cfg->classify, act, in, cr, res->header_value,
+				     sizeof(res->header_value));
 		}
 		break;
 	case ACTION_TEMPFAIL:

@@ -88,8 +88,8 @@ decision()
 # 1. personal
 qid=$(send row1 "$OUT" personal@example.com friend@partner.example)
 t_like "1: queued" "$qid" '^[0-9A-F]+$'
-t_is "1: delivered with X-Outbound-Class: personal" "$(sink_class row1)" \
-	"personal; rcpts=1; known=0; velocity=1"
+t_is "1: delivered with X-Outbound-Class: personal, no counts (header_detail off)" \
+	"$(sink_class row1)" "personal"
 t_is "1: decision line" "$(decision "$qid")" \
 	"class=personal action=tag sender=personal@example.com client=127.0.0.1 rcpts=1 known=0 velocity=1 tempfailed=0 networks=partner.example:1 mode=enforce reasons=-"
 
@@ -114,7 +114,7 @@ t_is "2: decision line" "$(decision "$qid2" | sed 's/networks=[^ ]* //')" \
 	"class=spam-risk action=hold sender=$NEWS client=127.0.0.1 rcpts=20 known=0 velocity=20 tempfailed=0 mode=enforce reasons=$SR"
 t_is "2: the held message carries the class header" \
 	"$(postcat -c "$(pf_conf a)" -hq "$qid2" 2>/dev/null | sed -n 's/^X-Outbound-Class: //p')" \
-	"spam-risk; rcpts=20; known=0; velocity=20; reasons=$SR"
+	"spam-risk; reasons=$SR"
 
 # 3. the same 20 as a permission list, with List-Unsubscribe: bulk
 printf '%s\n' "$twenty" >"$T/subscribers.txt"
@@ -125,8 +125,8 @@ t_is "3: Redis holds the 20 relationships" "$(redis_zcard "obm:{s:$NEWS}:rel")" 
 qid3=$(send row3 "$OUT" "$NEWS" "$to20" --header 'List-Unsubscribe: <mailto:unsub@example.com>' \
 	--header "From: Example News <$NEWS>")
 t_like "3: queued" "$qid3" '^[0-9A-F]+$'
-t_is "3: delivered as bulk" "$(sink_class row3)" \
-	"bulk; rcpts=20; known=20; velocity=20; reasons=rcpt-count,list-unsubscribe,no-one-click"
+t_is "3: delivered as bulk, with its reasons and no counts" "$(sink_class row3)" \
+	"bulk; reasons=rcpt-count,list-unsubscribe,no-one-click"
 t_is "3: the sink got all 20 recipients" \
 	"$(grep -c '^X-Rcpt-Args:' "$(sink_file_by_id s row3)" 2>/dev/null)" 20
 t_like "3: decision line" "$(decision "$qid3")" \
@@ -141,8 +141,7 @@ t_ok "4: bob@partner.example is known to alice@example.com" \
 	test -n "$(rcli zscore 'obm:{s:alice@example.com}:rel' bob@partner.example)"
 t_is "4: inbound mail has no decision line" "$(grep -c "$qid4: class=" "$mlog")" 0
 qid4r=$(send row4-reply "$OUT" alice@example.com bob@partner.example)
-t_is "4: alice's reply is personal with known=1" "$(sink_class row4-reply)" \
-	"personal; rcpts=1; known=1; velocity=1"
+t_is "4: alice's reply is personal" "$(sink_class row4-reply)" "personal"
 t_like "4: reply decision line" "$(decision "$qid4r")" \
 	'^class=personal action=tag sender=alice@example.com .* known=1 velocity=1 '
 
@@ -151,7 +150,7 @@ qid5=$(send row5 "$OUT" forger@example.com friend@partner.example \
 	--add-header 'X-Outbound-Class: personal' --add-header 'x-outbound-class: bulk; forged=yes')
 t_like "5: queued" "$qid5" '^[0-9A-F]+$'
 t_is "5: exactly one X-Outbound-Class header at the sink, ours" "$(sink_class row5)" \
-	"personal; rcpts=1; known=0; velocity=1"
+	"personal"
 t_is "5: swaks did send the two forged headers" \
 	"$(grep -ci '^ -> x-outbound-class:' "$T/row5.out")" 2
 
@@ -168,7 +167,7 @@ t_file_like "6: Postfix logs milter-hold" "$maillog" \
 	"$qid6: milter-hold: END-OF-MESSAGE from [^ ]*: milter triggers HOLD action; from=<$B>"
 t_is "6: the held message's class header gives the reason blocked" \
 	"$(postcat -c "$(pf_conf a)" -hq "$qid6" 2>/dev/null | sed -n 's/^X-Outbound-Class: //p')" \
-	"spam-risk; rcpts=1; known=0; velocity=1; reasons=blocked"
+	"spam-risk; reasons=blocked"
 t_like "6: decision line" "$(decision "$qid6")" \
 	"^class=spam-risk action=hold sender=$B .* reasons=blocked$"
 ctl unblock "$B"
@@ -176,7 +175,7 @@ t_is "6: outboundctl unblock exits 0" "$?" 0
 t_is "6: the block is gone from Redis" "$(rcli exists "obm:{s:$B}:block")" 0
 qid6b=$(send row6-unblocked "$OUT" "$B" friend@partner.example)
 t_is "6: after unblock the message is delivered as personal" "$(sink_class row6-unblocked)" \
-	"personal; rcpts=1; known=0; velocity=1"
+	"personal"
 t_is "6: after unblock: not in any queue" "$(pf_queue_name a "$qid6b")" ""
 t_is "6: the blocked message did not arrive" "$(sink_file_by_id s row6-blocked)" ""
 

@@ -3,7 +3,8 @@
 # not contain 127.0.0.1 here, so only the submission port (Postfix's
 # milter_macro_daemon_name=ORIGINATING) is outbound; mail on the plain
 # smtpd port is inbound and never limited; an exempt client on the
-# submission port is not limited either.
+# submission port is not limited either; the null sender is, by the client
+# address.
 . "$(dirname "$0")/../lib/common.sh"
 . "$OBM_SRCDIR/tests/lib/redis.sh"
 . "$OBM_SRCDIR/tests/lib/milter.sh"
@@ -40,13 +41,16 @@ smtp_send "$T/exempt.out" "${PF_OUT[a]}" b@example.com "$to" --local-interface 1
 t_is "submission port, exempt client 127.0.0.2: all 12 accepted" \
 	"$(smtp_rcpt_replies "$T/exempt.out" | grep -c ' 250 ')" 12
 
-# the null sender is never limited
+# the null sender is limited like anyone, here by the client address
 smtp_send "$T/null.out" "${PF_OUT[a]}" '<>' "$to"
-t_is "submission port, null sender: all 12 accepted" \
-	"$(smtp_rcpt_replies "$T/null.out" | grep -c ' 250 ')" 12
+r=$(smtp_rcpt_replies "$T/null.out")
+t_is "submission port, null sender: 10 accepted" "$(grep -c ' 250 ' <<<"$r")" 10
+t_is "submission port, null sender: 2 refused with 451 4.7.1" "$(grep -c ' 451 4\.7\.1 ' <<<"$r")" 2
+t_is "submission port, null sender: the window is the client's" \
+	"$(rcli ZCARD 'obm:{google}:w:per-sender:127.0.0.1')" 10
 
-sink_wait_rcpts s 46 20
-t_is "the sink got every accepted recipient (12 + 10 + 12 + 12)" "$(sink_rcpts s)" 46
+sink_wait_rcpts s 44 20
+t_is "the sink got every accepted recipient (12 + 10 + 12 + 10)" "$(sink_rcpts s)" 44
 pf_wait_empty a 20
 t_is "queue empty" "$(pf_queue_count a)" 0
 

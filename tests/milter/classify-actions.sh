@@ -1,6 +1,7 @@
 #!/bin/bash
 # classify-actions.sh - milter protocol: the action of each class at end
-# of message. One milter with personal tag, bulk reject, spam-risk
+# of message and the class header (with its counts under header_detail,
+# without them by default). One milter with personal tag, bulk reject, spam-risk
 # tempfail (550 5.7.1 / 451 4.7.1 naming the class and the reasons, every
 # unit given back); one with personal accept, bulk tag, spam-risk hold
 # (smfi_quarantine with the reasons, header added, nothing added for
@@ -17,7 +18,7 @@ redis_start
 MC_HOURLY=1000 MC_BURST=100 MC_CLASSES='class personal { action = tag }
 class bulk { action = reject }
 class "spam-risk" { action = tempfail }' \
-	MC_SOCKET=unix:$T/act.sock milter_std_conf >"$T/act.conf"
+	MC_CLASSIFY='	header_detail = true' MC_SOCKET=unix:$T/act.sock milter_std_conf >"$T/act.conf"
 MC_HOURLY=1000 MC_BURST=100 MC_CLASSES='class personal { action = accept }
 class bulk { action = tag }
 class "spam-risk" { action = hold }' \

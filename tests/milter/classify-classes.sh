@@ -19,7 +19,7 @@ limit bulk-only {
 	hourly = 1000
 	burst = 100
 	classes = {"bulk", "spam-risk"}
-}' MC_SOCKET=unix:$T/milter.sock milter_std_conf >"$T/m.conf"
+}' MC_CLASSIFY='	header_detail = true' MC_SOCKET=unix:$T/milter.sock milter_std_conf >"$T/m.conf"
 milter_start m "$T/m.conf" "unix:$T/milter.sock"
 
 mt_run classes "$OBM_SRCDIR/tests/milter/classify-classes.lua" \

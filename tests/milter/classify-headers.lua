@@ -120,13 +120,16 @@ local d = C.decision(string.format("HDR%04d", n))
 T.ok(d ~= nil and d.line:find(" limited=no$") ~= nil, "exempt sender: decision line ends with limited=no",
     d and d.line)
 
--- a bounce (null sender) to one recipient: personal, teaches nothing
+-- a bounce (null sender) to one recipient: personal, counted in the
+-- velocity of its identity (the client address), teaches nothing
 n = n + 1
 local qid = string.format("HDR%04d", n)
 local e = C.send(conn, "", { "someone@gmail.com" }, { qid = qid,
     from = "Mail Delivery System <MAILER-DAEMON@example.com>" })
 C.expect(conn, qid, e, nil, { class = "personal", rcpts = 1 }, "bounce")
-T.is(#T.redis("--scan", "--pattern", "obm:{s:}*"), 0, "bounce: no per-sender key for the null sender")
+T.is(#T.redis("--scan", "--pattern", "obm:{s:}*"), 0, "bounce: no key for an empty sender")
+T.is(T.zcard("obm:{s:127.0.0.1}:vel"), 1, "bounce: its recipient counts in the client's velocity")
+T.is(T.zcard("obm:{s:127.0.0.1}:rel"), 0, "bounce: no relationship learned")
 
 mt.disconnect(conn)
 T.finish()

@@ -15,7 +15,7 @@ t_init classify-headers
 
 redis_start
 MC_HOURLY=1000 MC_BURST=100 MC_EXEMPT_SENDERS='"exempt@example.com"' \
-	MC_SOCKET=unix:$T/milter.sock milter_std_conf >"$T/m.conf"
+	MC_CLASSIFY='	header_detail = true' MC_SOCKET=unix:$T/milter.sock milter_std_conf >"$T/m.conf"
 milter_start m "$T/m.conf" "unix:$T/milter.sock"
 
 mt_run headers "$OBM_SRCDIR/tests/milter/classify-headers.lua" \

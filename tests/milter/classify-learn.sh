@@ -18,11 +18,11 @@ redis_start
 # 127.0.0.1 is not an outbound network here: outbound is {daemon_name}
 # ORIGINATING, everything else inbound
 export MC_OUTBOUND_NETWORKS='"192.0.2.0/24"' MC_LOCAL_DOMAINS='"example.com"'
-MC_HOURLY=1000 MC_BURST=100 MC_SOCKET=unix:$T/learn.sock milter_std_conf >"$T/learn.conf"
+MC_HOURLY=1000 MC_BURST=100 MC_CLASSIFY='	header_detail = true' MC_SOCKET=unix:$T/learn.sock milter_std_conf >"$T/learn.conf"
 MC_HOURLY=1000 MC_BURST=100 MC_LEARN_INBOUND=false MC_LEARN_OUTBOUND=false \
-	MC_SOCKET=unix:$T/nolearn.sock milter_std_conf >"$T/nolearn.conf"
+	MC_CLASSIFY='	header_detail = true' MC_SOCKET=unix:$T/nolearn.sock milter_std_conf >"$T/nolearn.conf"
 MC_HOURLY=1000 MC_BURST=100 MC_EXTRA='relationship_max = 3' \
-	MC_SOCKET=unix:$T/cap.sock milter_std_conf >"$T/cap.conf"
+	MC_CLASSIFY='	header_detail = true' MC_SOCKET=unix:$T/cap.sock milter_std_conf >"$T/cap.conf"
 milter_start learn "$T/learn.conf" "unix:$T/learn.sock"
 milter_start nolearn "$T/nolearn.conf" "unix:$T/nolearn.sock"
 milter_start cap "$T/cap.conf" "unix:$T/cap.sock"

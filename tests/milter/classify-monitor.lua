@@ -7,11 +7,12 @@ dofile(srcdir .. "/tests/milter/classify-lib.lua")
 local SR_REASONS = "rcpt-count,unknown-recipients,no-unsubscribe,no-one-click"
 local conn = T.open()
 
--- spam-risk (hold configured): only tagged
+-- spam-risk (hold configured): only tagged, so its header carries the class
+-- alone (reasons go out for held and bulk mail; counts only with header_detail)
 local S = "sr-mon@example.com"
 local e, r = C.send(conn, S, T.addrs("gmail.com", 20), { qid = "MONC001" })
 T.all(r, "continue", "spam-risk: all 20 recipients continue")
-C.expect(conn, "MONC001", e, "spam-risk; rcpts=20; known=0; velocity=20; reasons=" .. SR_REASONS,
+C.expect(conn, "MONC001", e, "spam-risk",
     { class = "spam-risk", action = "hold", mode = "monitor", rcpts = 20, reasons = SR_REASONS },
     "monitor, spam-risk")
 T.ok(not C.held(conn), "monitor, spam-risk: not held")
@@ -26,7 +27,7 @@ C.know(S, list)
 e, r = C.send(conn, S, list, { qid = "MONC002",
     extra = { { "List-Unsubscribe", "<https://example.com/u>, <mailto:u@example.com>" },
     { "List-Unsubscribe-Post", "List-Unsubscribe=One-Click" } } })
-C.expect(conn, "MONC002", e, "bulk; rcpts=6; known=6; velocity=6; reasons=rcpt-count,list-unsubscribe",
+C.expect(conn, "MONC002", e, "bulk; reasons=rcpt-count,list-unsubscribe",
     { class = "bulk", action = "reject", mode = "monitor", reasons = "rcpt-count,list-unsubscribe" },
     "monitor, bulk")
 
@@ -34,7 +35,7 @@ C.expect(conn, "MONC002", e, "bulk; rcpts=6; known=6; velocity=6; reasons=rcpt-c
 S = "p-mon@example.com"
 e, r = C.send(conn, S, { "friend@gmail.com" }, { qid = "MONC003",
     extra = { { C.HDR, "bulk; forged=yes" } } })
-C.expect(conn, "MONC003", e, "personal; rcpts=1; known=0; velocity=1",
+C.expect(conn, "MONC003", e, "personal",
     { class = "personal", action = "accept", mode = "monitor", reasons = "-" },
     "monitor, personal")
 T.ok(C.deleted(conn), "monitor, personal: the submitted class header is removed")

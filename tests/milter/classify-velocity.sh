@@ -11,7 +11,8 @@ t_need miltertest redis-server redis-cli
 t_init classify-velocity
 
 redis_start
-MC_HOURLY=1000 MC_BURST=100 MC_CLASSIFY='	personal_max_hourly = 5' \
+MC_HOURLY=1000 MC_BURST=100 MC_CLASSIFY='	personal_max_hourly = 5
+	header_detail = true' \
 	MC_SOCKET=unix:$T/milter.sock milter_std_conf >"$T/m.conf"
 milter_start m "$T/m.conf" "unix:$T/milter.sock"
 

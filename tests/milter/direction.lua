@@ -1,5 +1,6 @@
 -- direction.lua - inbound vs outbound, authentication scope, null sender
--- and exemptions. Configuration: outbound_networks 127.0.0.0/8,
+-- (limited by the user, else by the client) and exemptions (matched on the
+-- identity: the user when authenticated, else the envelope sender). Configuration: outbound_networks 127.0.0.0/8,
 -- outbound_daemons ORIGINATING, exempt_senders exempt@example.com and
 -- @exempt.example, exempt_clients 127.0.0.2/32 and 2001:db8::/32; burst 10.
 -- Run by direction.sh.
@@ -72,10 +73,44 @@ if alice[1] then
 	T.is(T.zcard(alice[1]), 10, "authenticated: alice's window holds 10 units")
 end
 
--- the null sender (bounces, DSNs) is never limited
-conn = T.open({ label = "null sender" })
-r = burst(conn, "", 12, "null sender")
-T.all(r, "continue", "null sender: all 12 continue")
+-- the null sender is limited like anyone: unauthenticated, by the client
+-- address (trusted network 127.0.0.0/8)
+conn = T.open({ ip = "127.0.0.9", label = "null sender" })
+r = burst(conn, "", 11, "null sender")
+T.is(T.count(r, "continue"), 10, "null sender from 127.0.0.9: 10 recipients continue")
+T.is(r[11], "replycode", "null sender from 127.0.0.9: the 11th is refused")
+T.is(T.zcard("obm:{google}:w:per-sender:127.0.0.9"), 10,
+    "null sender: the window is the client address's")
+T.ok(T.wait_log({ "class=spam-risk", "sender=127.0.0.9 " }, 2) ~= nil,
+    "null sender: classified from its recipients like any mail (11 unknown: spam-risk)")
+T.ok(T.zcard("obm:{s:127.0.0.9}:vel") == 10, "null sender: its recipients count in its velocity")
+mt.disconnect(conn)
+
+-- the null sender of an authenticated user is limited as that user
+conn = T.open({ ip = "192.0.2.12", daemon = "smtpd", label = "null sender, authenticated" })
+T.is(T.mail(conn, "b@example.com", { auth = "bob" }), "continue", "bob: MAIL FROM b@example.com")
+T.all(T.rcpts(conn, T.addrs("gmail.com", 6, 1, "bob")), "continue", "bob: 6 recipients continue")
+T.finish_message(conn, nil, "bob 1")
+T.is(T.mail(conn, "", { auth = "bob" }), "continue", "bob: MAIL FROM <>")
+r = T.rcpts(conn, T.addrs("gmail.com", 5, 7, "bob"))
+T.is(T.count(r, "continue"), 4, "bob: 4 more as <> continue")
+T.is(r[5], "replycode", "bob: the 11th, sent as <>, is refused")
+T.finish_message(conn, nil, "bob 2")
+mt.disconnect(conn)
+T.is(T.zcard("obm:{google}:w:per-sender:bob"), 10, "bob: one window for both envelope senders")
+
+-- an authenticated user cannot borrow an exempt envelope sender
+conn = T.open({ ip = "192.0.2.13", daemon = "smtpd", label = "borrowed exemption" })
+r = burst(conn, "exempt@example.com", 11, "borrowed exemption", { auth = "mallory" })
+T.is(r[11], "replycode", "user mallory as exempt@example.com: the 11th is refused")
+r = burst(conn, "x@exempt.example", 11, "borrowed exempt domain", { auth = "mallory2" })
+T.is(r[11], "replycode", "user mallory2 as x@exempt.example: the 11th is refused")
+-- a user whose login is exempt is exempt, whatever the envelope sender
+r = burst(conn, "any@example.net", 12, "exempt user", { auth = "exempt@example.com" })
+T.all(r, "continue", "user exempt@example.com: all 12 continue")
+mt.disconnect(conn)
+
+conn = T.open({ label = "exempt senders" })
 
 -- exempt sender, exact address (case-insensitive)
 r = burst(conn, "Exempt@Example.COM", 12, "exempt sender")

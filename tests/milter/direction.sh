@@ -3,8 +3,9 @@
 # outside outbound_networks, no authentication, other daemon) is never
 # limited; {daemon_name} ORIGINATING and authentication make a connection
 # outbound, and authenticated mail is scoped by the authenticated user; the
-# null sender, exempt senders (address and whole domain) and exempt clients
-# are never limited.
+# null sender is limited by the user, else by the client address; exempt
+# senders (address and whole domain, matched on the identity) and exempt
+# clients are never limited.
 . "$(dirname "$0")/../lib/common.sh"
 . "$OBM_SRCDIR/tests/lib/redis.sh"
 . "$OBM_SRCDIR/tests/lib/milter.sh"
