@@ -14,6 +14,13 @@
 #	pf_add_port NAME LABEL MILTERS [outbound|inbound] [DEFAULT_ACTION]
 #					one more smtpd port with its own milters;
 #					PF_PORT[NAME/LABEL]
+#	pf_add_sasl_port NAME LABEL MILTERS USER:PASSWORD...
+#					one more smtpd port, PF_PORT[NAME/LABEL],
+#					offering SMTP AUTH (PLAIN, LOGIN) through
+#					Cyrus SASL against a sasldb file made here
+#					with these users; neither ORIGINATING nor
+#					open to mynetworks: only an authenticated
+#					client may relay
 #	pf_start NAME / pf_stop NAME	start and stop (stop also kills leftovers)
 #	pf_queue NAME			postqueue -j output (one JSON per message)
 #	pf_queue_count NAME		messages in the queue
@@ -159,6 +166,57 @@ pf_add_port()
 		[ "$dir" = outbound ] && echo "  -o milter_macro_daemon_name=ORIGINATING"
 		[ -n "$action" ] && echo "  -o milter_default_action=$action"
 	} >>"$cf"
+}
+
+# pf_add_sasl_port NAME LABEL MILTERS USER:PASSWORD...: an smtpd port with
+# Cyrus SASL (auxprop sasldb, mechanisms PLAIN and LOGIN, plaintext allowed:
+# loopback only, no TLS). Its smtpd.conf and sasldb2 are in the instance's
+# conf/sasl/ (Debian's Postfix reads smtpd.conf from config_directory/sasl
+# whatever cyrus_sasl_config_path says; other builds are pointed there by
+# cyrus_sasl_config_path). The users are created in the default realm, the
+# instance's myhostname, so that they log in with their bare name, which
+# Postfix hands to the milters as {auth_authen}. The port is not ORIGINATING (no milter_macro_daemon_name)
+# and permits relay only to authenticated clients: whatever makes its mail
+# outbound for a milter is the authentication alone.
+pf_add_sasl_port()
+{
+	local name=$1 label=$2 milters=$3 d=${PF_DIR[$1]} port realm u sasl
+	shift 3
+	command -v saslpasswd2 >/dev/null 2>&1 ||
+		t_bail "saslpasswd2 not installed (Debian package sasl2-bin)"
+	realm=$(postconf -c "$d/conf" -h myhostname) || t_bail "postconf failed for $name"
+	sasl=$d/conf/sasl
+	mkdir -p "$sasl"
+	cat >"$sasl/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+mech_list: PLAIN LOGIN
+sasldb_path: $sasl/sasldb2
+EOF
+	for u in "$@"; do
+		printf '%s' "${u#*:}" |
+			saslpasswd2 -p -c -f "$sasl/sasldb2" -u "$realm" "${u%%:*}" ||
+			t_bail "saslpasswd2 could not create user ${u%%:*}"
+	done
+	# smtpd (user postfix) reads the database; postfix-script wants
+	# everything under config_directory owned by root
+	chown root:postfix "$sasl/sasldb2"
+	chmod 0640 "$sasl/sasldb2"
+	port=$(t_free_port)
+	PF_PORT[$name/$label]=$port
+	cat >>"$d/conf/master.cf" <<EOF
+127.0.0.1:$port inet n - n - - smtpd
+  -o syslog_name=postfix-$name/$label
+  -o { smtpd_milters = $milters }
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_sasl_type=cyrus
+  -o smtpd_sasl_path=smtpd
+  -o cyrus_sasl_config_path=$sasl
+  -o smtpd_sasl_local_domain=
+  -o smtpd_sasl_security_options=noanonymous
+  -o smtpd_tls_auth_only=no
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject_unauth_destination
+EOF
 }
 
 pf_conf()
