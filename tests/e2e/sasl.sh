@@ -56,7 +56,7 @@ RULE='burst 3 per 60s \(rule per-sender\)'
 redis_start
 MC_SOCKET=unix:$T/milter.sock MC_OUTBOUND_NETWORKS='"127.0.0.2/32"' \
 	MC_EXEMPT_SENDERS='"alerts@example.com", "bulk.example", "svc@example.com"' \
-	MC_HOURLY=100 MC_BURST=3 MC_WINDOW=60 \
+	MC_HOURLY=100 MC_BURST=3 MC_WINDOW=60 MC_CLASSIFY='	header_detail = true' \
 	MC_CLASSES='class personal { action = tag }
 class bulk { action = tag }
 class "spam-risk" { action = reject }' milter_std_conf >"$T/m.conf"
