@@ -738,7 +738,9 @@ static void test_learn_refresh_and_expiry(void **state)
 static struct store_unit unit_of(const char *net, const char *rule, const char *scope,
 				 const char *member)
 {
-	struct store_unit u = { net, rule, scope, strlen(scope), member, { 100, 100, 60 } };
+	struct store_unit u = { .network = net, .rule = rule, .scope = scope,
+				.scope_len = strlen(scope), .member = member,
+				.lv = { 100, 100, 60 } };
 
 	return u;
 }
@@ -835,7 +837,9 @@ static void test_finish_everything(void **state)
 	commit[1] = unit_of("yahoo", "fin", "fe@ours.example", "m1.2");
 	release[0] = unit_of("google", "fin", "fe@ours.example", "m1.3");
 	assert_int_equal(store_reserve(&cfg, &commit[0], 1, T0, &v), STORE_OK);
+	commit[0].admitted_ms = v.admitted_ms;
 	assert_int_equal(store_reserve(&cfg, &commit[1], 1, T0, &v), STORE_OK);
+	commit[1].admitted_ms = v.admitted_ms;
 	assert_int_equal(store_reserve(&cfg, &release[0], 1, T0, &v), STORE_OK);
 
 	memset(&f, 0, sizeof(f));
@@ -851,11 +855,12 @@ static void test_finish_everything(void **state)
 	before = stats_take();
 	assert_int_equal(store_finish(&cfg, &f), STORE_OK);
 	after = stats_take();
-	/* 2 commits + 1 release (2 ZREM); 3 runs of senders, each ZADD and 3
-	 * trims; 3 HINCRBY and one EXPIRE */
+	/* 2 commits in 2 windows (each ZREM, ZADD, PEXPIRE) + 1 release (2
+	 * ZREM); 3 runs of senders, each ZADD and 3 trims; 3 HINCRBY and one
+	 * EXPIRE */
 	if (!srv.external)
-		check_commands(before, after, "zrem", 4LL, "zadd", 3LL, "zremrangebyscore", 3LL,
-			       "zremrangebyrank", 3LL, "pexpire", 3LL, "hincrby", 3LL, "expire",
+		check_commands(before, after, "zrem", 4LL, "zadd", 5LL, "zremrangebyscore", 3LL,
+			       "zremrangebyrank", 3LL, "pexpire", 5LL, "hincrby", 3LL, "expire",
 			       1LL, (const char *)NULL);
 	free(before);
 	free(after);
@@ -1072,9 +1077,29 @@ static void test_inputs_commands(void **state)
 		assert_int_equal(store_commit(&cfg, &u, 1), STORE_OK);
 		assert_int_equal(store_release(&cfg, &u, 1), STORE_OK);
 		after = stats_take();
-		check_commands(before, after, "zrem", 3LL, (const char *)NULL);
+		check_commands(before, after, "zrem", 3LL, "zadd", 1LL, "pexpire", 1LL,
+			       (const char *)NULL);
 		free(before);
 		free(after);
+	}
+
+	/* a commit writes each window once: its pending set, its units, its TTL */
+	{
+		struct store_unit c[4] = { unit_of("ic", "r", "s", "c1"), unit_of("ic2", "r", "s", "c1"),
+					   unit_of("ic", "r", "s", "c2"), unit_of("ic", "r", "s", "c3") };
+		char w[256];
+
+		before = stats_take();
+		assert_int_equal(store_commit(&cfg, c, 4), STORE_OK);
+		after = stats_take();
+		check_commands(before, after, "zrem", 2LL, "zadd", 2LL, "pexpire", 2LL,
+			       (const char *)NULL);
+		free(before);
+		free(after);
+		snprintf(w, sizeof(w), "%s{ic}:w:r:s", prefix);
+		assert_int_equal(zcard(w), 3);
+		assert_true(pttl(w) > HOUR_MS + 60000 - 5000);
+		assert_int_equal(store_release(&cfg, c, 4), STORE_OK);
 	}
 }
 
