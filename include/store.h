@@ -100,8 +100,10 @@ struct store_found {
  * One recipient, one round trip: reserve UNITS as store_reserve does (N 0:
  * nothing to reserve) and, with Q, look up what Q asks into F. Returns the
  * reservation's answer (STORE_OK with V->admitted_ms, STORE_OVER with V,
- * STORE_ERR); F->status says whether the lookups were read (a failed
- * lookup does not undo an admitted reservation). V and F may be NULL.
+ * STORE_ERR); F->status says whether the lookups were read. A failed
+ * lookup does not undo an admitted reservation, even when its reply never
+ * came (a timeout after the reservation's reply: the connection is dropped,
+ * the reservation's answer still stands). V and F may be NULL.
  */
 int store_rcpt(const struct config *cfg, const struct store_unit *units, size_t n,
 	       long long now_ms, struct store_verdict *v, const struct store_lookup *q,

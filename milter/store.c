@@ -22,8 +22,10 @@
  * into it, so that a round trip allocates nothing of ours; arguments are
  * counted strings, so scope values (addresses, domains) are binary-safe and
  * never meet a format. Every reply is read, so an error reply leaves the
- * connection usable. Nothing is logged here; callers get STORE_ERR and
- * store_last_error().
+ * connection usable; a reply that does not come in time drops the
+ * connection, and what came before it is still used (a reservation that
+ * Redis answered stands). Nothing is logged here; callers get STORE_ERR
+ * and store_last_error().
  *
  * A reservation (reserve.lua) returns its admission time; the commit puts
  * each unit in its window at that time, so that a message slower than
@@ -1064,8 +1066,14 @@ int store_rcpt(const struct config *cfg, const struct store_unit *units, size_t 
 		now_lookup = q->now_ms > 0 ? q->now_ms : store_wall_ms();
 		store_queue_lookup(&b, q, now_lookup);
 	}
-	/* an error reply spoils only its own part: every reply was read */
-	if (store_batch_run(&b) != STORE_OK && b.got < b.sent) {
+	/*
+	 * An error reply spoils only its own part. A timeout or lost connection
+	 * (the connection is then dropped) spoils the replies that did not
+	 * come: a reservation answered before it stands, so that the caller
+	 * holds (and later commits or releases) what Redis admitted.
+	 */
+	if (store_batch_run(&b) != STORE_OK && b.got < b.sent &&
+	    (n == 0 || b.got == 0 || store_is_noscript(b.replies[0]))) {
 		store_batch_end(&b);
 		return STORE_ERR;
 	}
@@ -1075,7 +1083,8 @@ int store_rcpt(const struct config *cfg, const struct store_unit *units, size_t 
 		if (!again)
 			rv = store_parse_verdict(b.replies[0], n, v);
 	}
-	if (q != NULL && store_parse_lookup(&b, i_lookup, q, now_lookup, f) == STORE_OK) {
+	if (q != NULL && b.got == b.sent &&
+	    store_parse_lookup(&b, i_lookup, q, now_lookup, f) == STORE_OK) {
 		f->status = STORE_OK;
 	} else if (q != NULL) {
 		memset(f, 0, sizeof(*f));
