@@ -8,6 +8,8 @@
  * admitted units scored by admission time (ms), plus a sorted set of the
  * units still pending (scored by their expiry). Keys share the network's
  * hash tag: PREFIX{NETWORK}:w:RULE:SCOPE and PREFIX{NETWORK}:p:RULE:SCOPE.
+ * A reservation reports its admission time; the commit counts each unit
+ * at that time, even when its pending entry expired meanwhile.
  */
 #ifndef OBM_STORE_H
 #define OBM_STORE_H
@@ -28,6 +30,7 @@ struct store_unit {
 	size_t scope_len;
 	const char *member; /* unique id of the unit */
 	struct limit_values lv; /* used by store_reserve only */
+	long long admitted_ms;  /* commit: store_verdict.admitted_ms of its reservation */
 };
 
 struct store_verdict {
@@ -36,11 +39,14 @@ struct store_verdict {
 	long used;                  /* units in that window */
 	long limit;                 /* the limit of that window */
 	long long retry_ms;         /* until one unit leaves that window */
+	long long admitted_ms;      /* STORE_OK with units: their admission time (ms) */
 };
 
 /*
  * Atomically check every unit (all of one network) and, when all fit, admit
  * them all as pending reservations (expiring after cfg->reservation_ttl).
+ * STORE_OK: V->admitted_ms is the admission time, by the clock the check
+ * used; the caller keeps it in each unit it holds, for the commit.
  * STORE_OVER: nothing admitted; V says which. Nothing is counted here: the
  * caller counts refusals with its next store_finish. NOW_MS is 0 to use the
  * Redis server clock (tests pass their own clock).
@@ -48,7 +54,13 @@ struct store_verdict {
 int store_reserve(const struct config *cfg, const struct store_unit *units, size_t n,
 		  long long now_ms, struct store_verdict *v);
 
-/* Confirm held units (any networks) in one round trip. */
+/*
+ * Confirm held units (any networks) in one round trip: each is counted in
+ * its window at its admitted_ms, put back there if an expiry check dropped
+ * it after reservation_ttl (a slow message), and is no longer pending. A
+ * unit without admitted_ms (0) is counted at the time of the commit if it
+ * is not in its window any more.
+ */
 int store_commit(const struct config *cfg, const struct store_unit *units, size_t n);
 
 /* Give back held units (any networks) in one round trip. */
@@ -87,9 +99,11 @@ struct store_found {
 /*
  * One recipient, one round trip: reserve UNITS as store_reserve does (N 0:
  * nothing to reserve) and, with Q, look up what Q asks into F. Returns the
- * reservation's answer (STORE_OK, STORE_OVER with V, STORE_ERR); F->status
- * says whether the lookups were read (a failed lookup does not undo an
- * admitted reservation). V and F may be NULL.
+ * reservation's answer (STORE_OK with V->admitted_ms, STORE_OVER with V,
+ * STORE_ERR); F->status says whether the lookups were read. A failed
+ * lookup does not undo an admitted reservation, even when its reply never
+ * came (a timeout after the reservation's reply: the connection is dropped,
+ * the reservation's answer still stands). V and F may be NULL.
  */
 int store_rcpt(const struct config *cfg, const struct store_unit *units, size_t n,
 	       long long now_ms, struct store_verdict *v, const struct store_lookup *q,
@@ -131,7 +145,7 @@ struct store_log {
 
 /* everything the end of a message writes, sent in one round trip */
 struct store_finish {
-	const struct store_unit *commit;
+	const struct store_unit *commit; /* as store_commit: counted at admitted_ms */
 	size_t n_commit;
 	const struct store_unit *release;
 	size_t n_release;

@@ -594,6 +594,8 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		found = &f;
 	switch (rv) {
 	case STORE_OK:
+		for (size_t i = 0; i < n; i++) /* the commit counts them at this time */
+			units[i].admitted_ms = v.admitted_ms;
 		hold_units(m, units, rule_of, n);
 		for (size_t i = 0; i < n_rules && i < MAX_MSG_RULES; i++)
 			if (cfg->limits[i].count == COUNT_MESSAGES)

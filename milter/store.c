@@ -22,8 +22,15 @@
  * into it, so that a round trip allocates nothing of ours; arguments are
  * counted strings, so scope values (addresses, domains) are binary-safe and
  * never meet a format. Every reply is read, so an error reply leaves the
- * connection usable. Nothing is logged here; callers get STORE_ERR and
- * store_last_error().
+ * connection usable; a reply that does not come in time drops the
+ * connection, and what came before it is still used (a reservation that
+ * Redis answered stands). Nothing is logged here; callers get STORE_ERR
+ * and store_last_error().
+ *
+ * A reservation (reserve.lua) returns its admission time; the commit puts
+ * each unit in its window at that time, so that a message slower than
+ * reservation_ttl, whose pending unit an expiry check dropped, is counted
+ * all the same.
  *
  * Besides the rate windows (reserve.lua) this file keeps, per sender, the
  * relationships (PREFIX{s:SENDER}:rel, recipient -> last seen), the
@@ -804,6 +811,12 @@ static int store_check_unit(const struct store_unit *u)
 	return 0;
 }
 
+/* the configured reservation_ttl in ms (at least a second) */
+static long long store_reservation_ttl_ms(const struct config *cfg)
+{
+	return (long long)(cfg->reservation_ttl > 0 ? cfg->reservation_ttl : 1) * 1000;
+}
+
 /* the units of one reservation: complete, all of one network, not too many */
 static int store_check_reserve(const struct store_unit *units, size_t n)
 {
@@ -846,7 +859,7 @@ static void store_queue_reserve(struct store_batch *b, const struct store_unit *
 		store_put_key(r, &k);
 	}
 	resp_ll(r, now_ms > 0 ? now_ms : 0);
-	resp_ll(r, (long long)(cfg->reservation_ttl > 0 ? cfg->reservation_ttl : 1) * 1000);
+	resp_ll(r, store_reservation_ttl_ms(cfg));
 	for (i = 0; i < n; i++) {
 		const struct limit_values *lv = &units[i].lv;
 		long bw = lv->burst_window < 1 ? 1 : lv->burst_window > 3600 ? 3600
@@ -869,15 +882,17 @@ static int store_unexpected(const char *what, const redisReply *r)
 	return STORE_ERR;
 }
 
-/* store_parse_verdict - reserve.lua's answer into V */
+/* store_parse_verdict - reserve.lua's answer (admission time or refusal) into V */
 static int store_parse_verdict(const redisReply *r, size_t n, struct store_verdict *v)
 {
 	const redisReply *const *e;
 
 	if (r->type == REDIS_REPLY_ERROR)
 		return store_unexpected("reserve", r);
-	if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+	if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+		v->admitted_ms = r->integer;
 		return STORE_OK;
+	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
 		goto bad;
 	e = (const redisReply *const *)r->element;
@@ -1051,8 +1066,14 @@ int store_rcpt(const struct config *cfg, const struct store_unit *units, size_t 
 		now_lookup = q->now_ms > 0 ? q->now_ms : store_wall_ms();
 		store_queue_lookup(&b, q, now_lookup);
 	}
-	/* an error reply spoils only its own part: every reply was read */
-	if (store_batch_run(&b) != STORE_OK && b.got < b.sent) {
+	/*
+	 * An error reply spoils only its own part. A timeout or lost connection
+	 * (the connection is then dropped) spoils the replies that did not
+	 * come: a reservation answered before it stands, so that the caller
+	 * holds (and later commits or releases) what Redis admitted.
+	 */
+	if (store_batch_run(&b) != STORE_OK && b.got < b.sent &&
+	    (n == 0 || b.got == 0 || store_is_noscript(b.replies[0]))) {
 		store_batch_end(&b);
 		return STORE_ERR;
 	}
@@ -1062,7 +1083,8 @@ int store_rcpt(const struct config *cfg, const struct store_unit *units, size_t 
 		if (!again)
 			rv = store_parse_verdict(b.replies[0], n, v);
 	}
-	if (q != NULL && store_parse_lookup(&b, i_lookup, q, now_lookup, f) == STORE_OK) {
+	if (q != NULL && b.got == b.sent &&
+	    store_parse_lookup(&b, i_lookup, q, now_lookup, f) == STORE_OK) {
 		f->status = STORE_OK;
 	} else if (q != NULL) {
 		memset(f, 0, sizeof(*f));
@@ -1080,9 +1102,8 @@ int store_reserve(const struct config *cfg, const struct store_unit *units, size
 	return store_rcpt(cfg, units, n, now_ms, v, NULL, NULL);
 }
 
-/* store_batch_units - ZREM each unit from its pending set and, when RELEASE, its window */
-static void store_batch_units(struct store_batch *b, const struct store_unit *units, size_t n,
-			      bool release)
+/* store_batch_release - ZREM each unit from its pending set and its window */
+static void store_batch_release(struct store_batch *b, const struct store_unit *units, size_t n)
 {
 	static const char *const kinds[2] = { "p:", "w:" };
 	struct store_key k;
@@ -1090,10 +1111,124 @@ static void store_batch_units(struct store_batch *b, const struct store_unit *un
 	int j;
 
 	for (i = 0; i < n; i++)
-		for (j = 0; j < (release ? 2 : 1); j++) {
+		for (j = 0; j < 2; j++) {
 			store_key_unit(&k, b->cfg, &units[i], kinds[j]);
 			store_batch_key_cmd(b, "ZREM", &k, units[i].member, NULL);
 		}
+}
+
+/* a string that may be NULL, compared as "" */
+static int store_cmp_opt(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "");
+}
+
+/* store_window_cmp - order of the windows (network, rule, scope) of units A and B */
+static int store_window_cmp(const struct store_unit *a, const struct store_unit *b)
+{
+	size_t len = a->scope_len < b->scope_len ? a->scope_len : b->scope_len;
+	int c;
+
+	if ((c = store_cmp_opt(a->network, b->network)) != 0 ||
+	    (c = store_cmp_opt(a->rule, b->rule)) != 0)
+		return c;
+	if (len > 0 && (c = memcmp(a->scope, b->scope, len)) != 0)
+		return c;
+	return a->scope_len < b->scope_len ? -1 : a->scope_len > b->scope_len;
+}
+
+/* qsort: units (pointers into one array) by window, then by place in the array */
+static int store_unit_order(const void *pa, const void *pb)
+{
+	const struct store_unit *a = *(const struct store_unit *const *)pa;
+	const struct store_unit *b = *(const struct store_unit *const *)pb;
+	int c = store_window_cmp(a, b);
+
+	return c != 0 ? c : a < b ? -1 : a > b;
+}
+
+/* how long a window outlives its last write: 1 h + reservation_ttl (ms) */
+static long long store_window_ttl_ms(const struct config *cfg)
+{
+	return HOUR_MS + store_reservation_ttl_ms(cfg);
+}
+
+/*
+ * store_batch_commit_window - commit the N units U of one window: ZREM
+ * them from the pending set p, then ZADD NX them to the window w at their
+ * admission time, then PEXPIRE w. Once a unit has left p no expiry check
+ * (reserve.lua) drops it from w; the ZADD puts back a unit that a check
+ * dropped before, because the message outlived reservation_ttl, and leaves
+ * one that is still there as it is. A window re-created by the ZADD gets
+ * its TTL back: 1 h + reservation_ttl from now is at least what any unit
+ * in it needs, as each was admitted at or before now and counts one hour.
+ */
+static void store_batch_commit_window(struct store_batch *b, const struct store_unit *const *u,
+				      size_t n, long long now)
+{
+	char ttl[24];
+	struct store_key k;
+	size_t done, m, i;
+
+	store_key_unit(&k, b->cfg, u[0], "p:");
+	for (done = 0; done < n; done += m) {
+		struct resp_buf *r;
+
+		m = n - done < STORE_CHUNK ? n - done : STORE_CHUNK;
+		r = store_cmd(b, 2 + m);
+		resp_str(r, "ZREM");
+		store_put_key(r, &k);
+		for (i = done; i < done + m; i++)
+			resp_str(r, u[i]->member);
+	}
+	store_key_unit(&k, b->cfg, u[0], "w:");
+	for (done = 0; done < n; done += m) {
+		struct resp_buf *r;
+
+		m = n - done < STORE_CHUNK ? n - done : STORE_CHUNK;
+		r = store_cmd(b, 3 + 2 * m);
+		resp_str(r, "ZADD");
+		store_put_key(r, &k);
+		resp_str(r, "NX");
+		for (i = done; i < done + m; i++) {
+			resp_ll(r, u[i]->admitted_ms > 0 ? u[i]->admitted_ms : now);
+			resp_str(r, u[i]->member);
+		}
+	}
+	snprintf(ttl, sizeof(ttl), "%lld", store_window_ttl_ms(b->cfg));
+	store_batch_key_cmd(b, "PEXPIRE", &k, ttl, NULL);
+}
+
+#define STORE_COMMIT_STACK 256 /* units ordered without an allocation */
+
+/* store_batch_commit - commit UNITS (N), window by window (NOW: for units without admitted_ms) */
+static void store_batch_commit(struct store_batch *b, const struct store_unit *units, size_t n,
+			       long long now)
+{
+	const struct store_unit *stack[STORE_COMMIT_STACK];
+	const struct store_unit **order;
+	size_t i, j;
+
+	if (n == 0)
+		return;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+	order = n <= STORE_COMMIT_STACK ? stack : malloc(n * sizeof(*order));
+	if (order == NULL) {
+		store_fail("redis: %s: out of memory", b->what);
+		store_batch_fail(b);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		order[i] = &units[i];
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+	qsort(order, n, sizeof(*order), store_unit_order);
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && store_window_cmp(order[i], order[j]) == 0; j++)
+			;
+		store_batch_commit_window(b, order + i, j - i, now);
+	}
+	if (order != stack)
+		free(order);
 }
 
 /* ---- velocity -------------------------------------------------------------- */
@@ -1304,8 +1439,8 @@ static int store_finish_run(const struct config *cfg, const struct store_finish 
 	}
 	now = f->now_ms > 0 ? f->now_ms : store_wall_ms();
 
-	store_batch_units(&b, f->commit, f->n_commit, false);
-	store_batch_units(&b, f->release, f->n_release, true);
+	store_batch_commit(&b, f->commit, f->n_commit, now);
+	store_batch_release(&b, f->release, f->n_release);
 	/* one ZADD (and one set of trims) per run of pairs of the same sender */
 	for (i = 0; i < f->n_learn;) {
 		const char *sender = f->learn[i].sender;

@@ -8,6 +8,9 @@ Per unit there are two sorted sets:
   p  PREFIX{NET}:p:RULE:SCOPE  units not yet committed, score = expiry (ms)
 A unit that is still in p when its expiry passes was abandoned (the milter
 died or lost the message): it is removed from both sets and stops counting.
+A message that was only slow is not lost by that: its commit (store.c)
+removes the unit from p and adds it back to w at the admission time this
+script returned.
 
 KEYS[2i-1], KEYS[2i]    w and p of unit i (i = 1 .. n)
 ARGV[1]                 now in ms, or 0 for the server clock
@@ -19,7 +22,8 @@ counters of the transaction (doc/REDIS.md).
 
 Windows are (now - length, now]; hourly is checked before burst; a limit
 of 0 refuses everything (milter/ratelimit.c does the same arithmetic).
-Returns 0 when every unit fits and has been admitted as pending, or
+Returns the admission time (ms, the clock used above: ARGV[1] or the
+server's) when every unit fits and has been admitted as pending, or
 {i, 'hourly'|'burst', used, limit, retry_ms} for the first unit that does
 not fit, in which case nothing at all was admitted.
 ]]
@@ -127,4 +131,4 @@ for i = 1, n do
 	extend(w, HOUR + ttl)
 	extend(p, ttl + PENDING_GRACE)
 end
-return 0
+return now

@@ -7,7 +7,9 @@
  * counters) in one call, the relationship lists and blocks of outboundctl,
  * key names and TTLs as documented in store.h, the commands each call
  * sends (INFO commandstats), one round trip per call (counted by a relay
- * between the store and Redis), error replies, and a Redis that is down.
+ * between the store and Redis), a recipient's round trip whose later
+ * replies never come (the relay holds them back), error replies, and a
+ * Redis that is down.
  */
 #define _GNU_SOURCE /* asprintf */
 #include <setjmp.h>
@@ -238,7 +240,11 @@ static void check_commands(const char *before, const char *after, ...)
 /*
  * Sits between the store and Redis on its own unix socket and counts the
  * times the client starts talking after Redis (or nobody) spoke last: one
- * per round trip, however many commands a pipeline holds.
+ * per round trip, however many commands a pipeline holds, and the
+ * connections it accepted. Armed (relay_hold), it passes only the first
+ * replies of the client's next round trip and holds back everything Redis
+ * says after them on that connection: the later replies of a pipeline
+ * never come.
  */
 struct relay {
 	char path[96];
@@ -247,6 +253,9 @@ struct relay {
 	pthread_t th;
 	int stop;  /* atomic */
 	int turns; /* atomic */
+	int conns; /* atomic */
+	int armed; /* atomic: relay_hold was called */
+	int pass;  /* replies passed once armed */
 };
 
 static int write_all(int fd, const char *buf, size_t len)
@@ -281,9 +290,57 @@ static int unix_connect(const char *path)
 	return fd;
 }
 
-static void relay_pump(struct relay *rl, int cfd, int ufd, char *buf, size_t size)
+/* the length of the first complete RESP reply in BUF (LEN bytes), -1 if incomplete */
+static long resp_reply_len(const char *buf, size_t len)
+{
+	const char *nl = len > 0 ? memchr(buf, '\n', len) : NULL;
+	long n, at, k, sub;
+
+	if (nl == NULL)
+		return -1;
+	at = nl - buf + 1;
+	switch (buf[0]) {
+	case '+':
+	case '-':
+	case ':':
+		return at;
+	case '$':
+		n = atol(buf + 1);
+		if (n < 0)
+			return at;
+		return (size_t)(at + n + 2) <= len ? at + n + 2 : -1;
+	case '*':
+		n = atol(buf + 1);
+		for (k = 0; k < n; k++) {
+			if ((sub = resp_reply_len(buf + at, len - (size_t)at)) < 0)
+				return -1;
+			at += sub;
+		}
+		return at;
+	default:
+		return -1;
+	}
+}
+
+/* the length of the first N complete replies in BUF (LEN bytes), -1 if incomplete */
+static long resp_replies_len(const char *buf, size_t len, int n)
+{
+	long at = 0, sub;
+
+	while (n-- > 0) {
+		if ((sub = resp_reply_len(buf + at, len - (size_t)at)) < 0)
+			return -1;
+		at += sub;
+	}
+	return at;
+}
+
+static void relay_pump(struct relay *rl, int cfd, int ufd, char *buf, char *held, size_t size)
 {
 	int last = 0; /* 1: the client sent last, 2: Redis did */
+	int mode = 0; /* 0: relaying, 1: passing the first replies, 2: holding back */
+	size_t have = 0; /* bytes of Redis's replies in HELD (mode 1) */
+	int pass = 0;
 
 	while (!__atomic_load_n(&rl->stop, __ATOMIC_SEQ_CST)) {
 		struct pollfd f[2] = { { cfd, POLLIN, 0 }, { ufd, POLLIN, 0 } };
@@ -294,18 +351,40 @@ static void relay_pump(struct relay *rl, int cfd, int ufd, char *buf, size_t siz
 		if (f[0].revents != 0) {
 			if ((n = read(cfd, buf, size)) <= 0)
 				return;
-			if (last != 1)
+			if (last != 1) {
 				__atomic_add_fetch(&rl->turns, 1, __ATOMIC_SEQ_CST);
+				if (mode == 0 && __atomic_exchange_n(&rl->armed, 0, __ATOMIC_SEQ_CST)) {
+					pass = rl->pass;
+					mode = pass > 0 ? 1 : 2;
+					have = 0;
+				}
+			}
 			last = 1;
 			if (write_all(ufd, buf, (size_t)n) != 0)
 				return;
 		}
 		if (f[1].revents != 0) {
+			long len;
+
 			if ((n = read(ufd, buf, size)) <= 0)
 				return;
 			last = 2;
-			if (write_all(cfd, buf, (size_t)n) != 0)
+			if (mode == 2)
+				continue; /* held back */
+			if (mode == 0) {
+				if (write_all(cfd, buf, (size_t)n) != 0)
+					return;
+				continue;
+			}
+			if (have + (size_t)n > size)
 				return;
+			memcpy(held + have, buf, (size_t)n);
+			have += (size_t)n;
+			if ((len = resp_replies_len(held, have, pass)) >= 0) {
+				if (write_all(cfd, held, (size_t)len) != 0)
+					return;
+				mode = 2;
+			}
 		}
 	}
 }
@@ -314,10 +393,13 @@ static void *relay_main(void *arg)
 {
 	struct relay *rl = arg;
 	size_t size = 1 << 20;
-	char *buf = malloc(size);
+	char *buf = malloc(size), *held = malloc(size);
 
-	if (buf == NULL)
+	if (buf == NULL || held == NULL) {
+		free(buf);
+		free(held);
 		return NULL;
+	}
 	while (!__atomic_load_n(&rl->stop, __ATOMIC_SEQ_CST)) {
 		struct pollfd pl = { rl->lfd, POLLIN, 0 };
 		int cfd, ufd;
@@ -326,13 +408,15 @@ static void *relay_main(void *arg)
 			continue;
 		if ((cfd = accept(rl->lfd, NULL, NULL)) < 0)
 			continue;
+		__atomic_add_fetch(&rl->conns, 1, __ATOMIC_SEQ_CST);
 		if ((ufd = unix_connect(rl->upstream)) >= 0) {
-			relay_pump(rl, cfd, ufd, buf, size);
+			relay_pump(rl, cfd, ufd, buf, held, size);
 			close(ufd);
 		}
 		close(cfd);
 	}
 	free(buf);
+	free(held);
 	return NULL;
 }
 
@@ -365,6 +449,18 @@ static void relay_stop(struct relay *rl)
 static int relay_turns(struct relay *rl)
 {
 	return __atomic_exchange_n(&rl->turns, 0, __ATOMIC_SEQ_CST);
+}
+
+static int relay_conns(struct relay *rl)
+{
+	return __atomic_load_n(&rl->conns, __ATOMIC_SEQ_CST);
+}
+
+/* of the client's next round trip, pass the first PASS replies, hold back the rest */
+static void relay_hold(struct relay *rl, int pass)
+{
+	rl->pass = pass;
+	__atomic_store_n(&rl->armed, 1, __ATOMIC_SEQ_CST);
 }
 
 /* ---- known correspondents ------------------------------------------------ */
@@ -738,7 +834,9 @@ static void test_learn_refresh_and_expiry(void **state)
 static struct store_unit unit_of(const char *net, const char *rule, const char *scope,
 				 const char *member)
 {
-	struct store_unit u = { net, rule, scope, strlen(scope), member, { 100, 100, 60 } };
+	struct store_unit u = { .network = net, .rule = rule, .scope = scope,
+				.scope_len = strlen(scope), .member = member,
+				.lv = { 100, 100, 60 } };
 
 	return u;
 }
@@ -835,7 +933,9 @@ static void test_finish_everything(void **state)
 	commit[1] = unit_of("yahoo", "fin", "fe@ours.example", "m1.2");
 	release[0] = unit_of("google", "fin", "fe@ours.example", "m1.3");
 	assert_int_equal(store_reserve(&cfg, &commit[0], 1, T0, &v), STORE_OK);
+	commit[0].admitted_ms = v.admitted_ms;
 	assert_int_equal(store_reserve(&cfg, &commit[1], 1, T0, &v), STORE_OK);
+	commit[1].admitted_ms = v.admitted_ms;
 	assert_int_equal(store_reserve(&cfg, &release[0], 1, T0, &v), STORE_OK);
 
 	memset(&f, 0, sizeof(f));
@@ -851,11 +951,12 @@ static void test_finish_everything(void **state)
 	before = stats_take();
 	assert_int_equal(store_finish(&cfg, &f), STORE_OK);
 	after = stats_take();
-	/* 2 commits + 1 release (2 ZREM); 3 runs of senders, each ZADD and 3
-	 * trims; 3 HINCRBY and one EXPIRE */
+	/* 2 commits in 2 windows (each ZREM, ZADD, PEXPIRE) + 1 release (2
+	 * ZREM); 3 runs of senders, each ZADD and 3 trims; 3 HINCRBY and one
+	 * EXPIRE */
 	if (!srv.external)
-		check_commands(before, after, "zrem", 4LL, "zadd", 3LL, "zremrangebyscore", 3LL,
-			       "zremrangebyrank", 3LL, "pexpire", 3LL, "hincrby", 3LL, "expire",
+		check_commands(before, after, "zrem", 4LL, "zadd", 5LL, "zremrangebyscore", 3LL,
+			       "zremrangebyrank", 3LL, "pexpire", 5LL, "hincrby", 3LL, "expire",
 			       1LL, (const char *)NULL);
 	free(before);
 	free(after);
@@ -1011,6 +1112,119 @@ static void test_rcpt_lookups(void **state)
 	assert_int_equal(store_rcpt(&cfg, NULL, 0, 0, &v, &q, &f), STORE_ERR);
 }
 
+/* this thread's connection made and the reserve script loaded on it */
+static void warm_up(const struct config *cfg)
+{
+	struct store_unit u = unit_of("lt-net", "warm", "lt@ours.example", "warm");
+	struct store_verdict v;
+
+	assert_int_equal(store_reserve(cfg, &u, 1, T0, &v), STORE_OK);
+	assert_int_equal(store_release(cfg, &u, 1), STORE_OK);
+}
+
+/*
+ * The lookups' replies never come after the reservation's reply was read:
+ * the reservation stands (reported, in Redis, committed or released later
+ * on a new connection), the lookups failed, the connection is dropped.
+ */
+static void test_rcpt_late_timeout(void **state)
+{
+	struct config cfg;
+	struct relay rl;
+	struct store_unit u[2];
+	struct store_verdict v;
+	struct store_found f;
+	struct store_lookup q = { "lt@ours.example", "lt-login", "k@x.example", true, T0 };
+	struct store_finish fin;
+	char w1[256], p1[256], w2[256], p2[256], rel[256];
+	long long t;
+
+	(void)state;
+	relay_start(&rl, srv.dir[0] ? srv.dir : "/tmp");
+	cfg_init(&cfg);
+	cfg.redis.socket = rl.path;
+	cfg.generation = 60;
+	snprintf(w1, sizeof(w1), "%s{lt-net}:w:lt1:lt@ours.example", prefix);
+	snprintf(p1, sizeof(p1), "%s{lt-net}:p:lt1:lt@ours.example", prefix);
+	snprintf(w2, sizeof(w2), "%s{lt-net}:w:lt2:lt@ours.example", prefix);
+	snprintf(p2, sizeof(p2), "%s{lt-net}:p:lt2:lt@ours.example", prefix);
+	/* the lookups would find something: a known correspondent */
+	freeReplyObject(raw_cmd("ZADD %s %lld k@x.example",
+				skey(rel, sizeof(rel), "lt@ours.example", "rel"), T0 - 1000));
+
+	warm_up(&cfg);
+	assert_int_equal(relay_conns(&rl), 1);
+
+	/* Redis answers the reservation; the five lookups' replies never come */
+	u[0] = unit_of("lt-net", "lt1", "lt@ours.example", "m1");
+	u[1] = unit_of("lt-net", "lt2", "lt@ours.example", "m1");
+	relay_hold(&rl, 1);
+	t = redis_test_ms();
+	assert_int_equal(store_rcpt(&cfg, u, 2, T0, &v, &q, &f), STORE_OK);
+	t = redis_test_ms() - t;
+	assert_int_equal(v.admitted_ms, T0);
+	assert_int_equal(v.unit, -1);
+	assert_int_equal(f.status, STORE_ERR);
+	assert_false(f.known);
+	assert_non_null(strstr(store_last_error(), "no answer within"));
+	assert_true(t >= cfg.redis.timeout_ms - 20 && t <= cfg.redis.timeout_ms + 150);
+	/* admitted in Redis: counted and pending under both rules */
+	assert_int_equal(zscore(w1, "m1"), T0);
+	assert_int_equal(zscore(p1, "m1"), T0 + 60000);
+	assert_int_equal(zscore(w2, "m1"), T0);
+	assert_int_equal(zscore(p2, "m1"), T0 + 60000);
+
+	/* the connection was dropped: after the back-off a new one commits
+	 * one unit and releases the other */
+	redis_test_sleep_ms(150);
+	u[0].admitted_ms = u[1].admitted_ms = v.admitted_ms;
+	memset(&fin, 0, sizeof(fin));
+	fin.commit = &u[0];
+	fin.n_commit = 1;
+	fin.release = &u[1];
+	fin.n_release = 1;
+	assert_int_equal(store_finish(&cfg, &fin), STORE_OK);
+	assert_int_equal(relay_conns(&rl), 2);
+	assert_int_equal(zscore(w1, "m1"), T0);
+	assert_int_equal(zscore(p1, "m1"), -1);
+	assert_int_equal(zscore(w2, "m1"), -1);
+	assert_int_equal(zscore(p2, "m1"), -1);
+
+	/* a refusal answered before the timeout is reported as one */
+	warm_up(&cfg);
+	u[0] = unit_of("lt-net", "lt1", "lt@ours.example", "m2");
+	u[0].lv.hourly = 1;
+	relay_hold(&rl, 1);
+	assert_int_equal(store_rcpt(&cfg, u, 1, T0 + 1, &v, &q, &f), STORE_OVER);
+	assert_int_equal(v.unit, 0);
+	assert_int_equal(v.which, WINDOW_OVER_HOURLY);
+	assert_int_equal(v.used, 1);
+	assert_int_equal(f.status, STORE_ERR);
+	assert_int_equal(zscore(w1, "m2"), -1);
+
+	/* no reply at all: nothing is known, an error (the reservation, if
+	 * Redis made it, expires after reservation_ttl) */
+	redis_test_sleep_ms(150);
+	warm_up(&cfg);
+	u[0] = unit_of("lt-net", "lt1", "lt@ours.example", "m3");
+	relay_hold(&rl, 0);
+	assert_int_equal(store_rcpt(&cfg, u, 1, T0 + 2, &v, &q, &f), STORE_ERR);
+	assert_int_equal(f.status, STORE_ERR);
+	assert_non_null(strstr(store_last_error(), "no answer within"));
+	assert_int_equal(zscore(p1, "m3"), T0 + 2 + 60000);
+
+	/* nothing held back on a new connection: everything answered as usual */
+	redis_test_sleep_ms(150);
+	u[0] = unit_of("lt-net", "lt1", "lt@ours.example", "m4");
+	assert_int_equal(store_rcpt(&cfg, u, 1, T0 + 3, &v, &q, &f), STORE_OK);
+	assert_int_equal(f.status, STORE_OK);
+	assert_true(f.known);
+	assert_int_equal(relay_conns(&rl), 4);
+
+	store_disconnect();
+	relay_stop(&rl);
+}
+
 /* the velocity a message reaches: distinct new recipients on top, capped */
 static void test_velocity_sum(void **state)
 {
@@ -1072,9 +1286,29 @@ static void test_inputs_commands(void **state)
 		assert_int_equal(store_commit(&cfg, &u, 1), STORE_OK);
 		assert_int_equal(store_release(&cfg, &u, 1), STORE_OK);
 		after = stats_take();
-		check_commands(before, after, "zrem", 3LL, (const char *)NULL);
+		check_commands(before, after, "zrem", 3LL, "zadd", 1LL, "pexpire", 1LL,
+			       (const char *)NULL);
 		free(before);
 		free(after);
+	}
+
+	/* a commit writes each window once: its pending set, its units, its TTL */
+	{
+		struct store_unit c[4] = { unit_of("ic", "r", "s", "c1"), unit_of("ic2", "r", "s", "c1"),
+					   unit_of("ic", "r", "s", "c2"), unit_of("ic", "r", "s", "c3") };
+		char w[256];
+
+		before = stats_take();
+		assert_int_equal(store_commit(&cfg, c, 4), STORE_OK);
+		after = stats_take();
+		check_commands(before, after, "zrem", 2LL, "zadd", 2LL, "pexpire", 2LL,
+			       (const char *)NULL);
+		free(before);
+		free(after);
+		snprintf(w, sizeof(w), "%s{ic}:w:r:s", prefix);
+		assert_int_equal(zcard(w), 3);
+		assert_true(pttl(w) > HOUR_MS + 60000 - 5000);
+		assert_int_equal(store_release(&cfg, c, 4), STORE_OK);
 	}
 }
 
@@ -1414,6 +1648,7 @@ int main(void)
 		cmocka_unit_test(test_inputs_commands),
 		cmocka_unit_test(test_round_trips),
 		cmocka_unit_test(test_rcpt_lookups),
+		cmocka_unit_test(test_rcpt_late_timeout),
 		cmocka_unit_test(test_velocity_sum),
 		cmocka_unit_test(test_rel_lists),
 		cmocka_unit_test(test_errors),

@@ -3,7 +3,8 @@
  * the test starts itself (redis_helper.h): key names and TTLs, reserve /
  * commit / release, all-or-nothing reservations over several rules, refusal
  * counters, the window arithmetic compared with ratelimit.c, expiry of
- * abandoned reservations, binary-safe keys, NOSCRIPT, AUTH/ACL/SELECT,
+ * abandoned reservations, the commit of a reservation that expired first
+ * (counted at its admission time), binary-safe keys, NOSCRIPT, AUTH/ACL/SELECT,
  * reconnects, exactness under concurrent threads, and a Redis that is down
  * or stuck.
  */
@@ -44,8 +45,9 @@ static void cfg_init(struct config *cfg)
 static struct store_unit unit_of(const char *net, const char *rule, const char *scope,
 				 const char *member, long hourly, long burst, long window)
 {
-	struct store_unit u = { net, rule, scope, strlen(scope), member,
-				{ hourly, burst, window } };
+	struct store_unit u = { .network = net, .rule = rule, .scope = scope,
+				.scope_len = strlen(scope), .member = member,
+				.lv = { hourly, burst, window } };
 
 	return u;
 }
@@ -96,6 +98,18 @@ static int reserve1(const struct config *cfg, struct store_unit *u, long long no
 	return store_reserve(cfg, u, 1, now, v);
 }
 
+/* the Redis server's clock (TIME), in ms */
+static long long server_ms(void)
+{
+	redisReply *r = raw_cmd("TIME");
+	long long t;
+
+	assert_int_equal(r->elements, 2);
+	t = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+	freeReplyObject(r);
+	return t;
+}
+
 /* the admission times of a window, ascending; *N gets the count */
 static long long *window_times(const char *key, size_t klen, size_t *n)
 {
@@ -133,6 +147,8 @@ static void test_reserve_commit_release(void **state)
 	assert_int_equal(reserve1(&cfg, &u, T0, &v), STORE_OK);
 	assert_int_equal(v.unit, -1);
 	assert_int_equal(v.which, WINDOW_ADMIT);
+	assert_int_equal(v.admitted_ms, T0);
+	u.admitted_ms = v.admitted_ms;
 	/* admitted at T0, pending until T0 + reservation_ttl */
 	assert_int_equal(zscore(w, wl, "q1.1"), T0);
 	assert_int_equal(zscore(p, pl, "q1.1"), T0 + 60000);
@@ -472,6 +488,7 @@ static void test_random_against_limits(void **state)
 		eb = model_check(&mb, now, lvb, &usedb, &rb);
 
 		rv = store_reserve(&cfg, u, 2, now, &v);
+		u[0].admitted_ms = u[1].admitted_ms = v.admitted_ms;
 		if (ea != WINDOW_ADMIT || eb != WINDOW_ADMIT) {
 			int which = ea != WINDOW_ADMIT ? 0 : 1;
 
@@ -492,6 +509,7 @@ static void test_random_against_limits(void **state)
 		if (rv != STORE_OK)
 			fail_msg("step %zu: redis rv %d (%s) but ratelimit.c admits", step, rv,
 				 store_last_error());
+		assert_int_equal(v.admitted_ms, now);
 		admitted++;
 		ma.u[ma.n] = (struct model_unit){ now, now + 5000, "" };
 		snprintf(ma.u[ma.n++].member, sizeof(ma.u[0].member), "%s", member);
@@ -563,6 +581,137 @@ static void test_abandoned_reservation_expires(void **state)
 	u.member = "newer";
 	assert_int_equal(reserve1(&cfg, &u, T0 + 5000, &v), STORE_OVER);
 	assert_int_equal(zscore(w, wl, "new"), T0 + 1001);
+}
+
+/*
+ * A message slower than reservation_ttl: its pending unit expires and
+ * another reservation on the same window drops it; the commit must count
+ * it all the same, at its admission time, in a window that keeps a TTL.
+ */
+static void test_commit_after_expiry(void **state)
+{
+	struct config cfg;
+	struct store_unit slow = unit_of("net10", "slow", "s", "slow", 2, 10, 60);
+	struct store_unit fast = unit_of("net10", "slow", "s", "fast", 2, 10, 60);
+	struct store_unit third = unit_of("net10", "slow", "s", "third", 2, 10, 60);
+	struct store_unit lone = unit_of("net10", "lone", "s", "lone", 5, 10, 60);
+	struct store_unit probe = unit_of("net10", "lone", "s", "probe", 0, 10, 60);
+	struct store_finish f;
+	struct store_verdict v;
+	char w[256], p[256], lw[256];
+	size_t wl, pl, lwl;
+	long long t, before;
+
+	(void)state;
+	cfg_init(&cfg);
+	cfg.reservation_ttl = 1;
+	wl = key_of(w, sizeof(w), "net10", 'w', "slow", "s", 1);
+	pl = key_of(p, sizeof(p), "net10", 'p', "slow", "s", 1);
+	lwl = key_of(lw, sizeof(lw), "net10", 'w', "lone", "s", 1);
+
+	assert_int_equal(reserve1(&cfg, &slow, T0, &v), STORE_OK);
+	slow.admitted_ms = v.admitted_ms;
+	/* past its TTL, the next reservation on the window drops it */
+	assert_int_equal(reserve1(&cfg, &fast, T0 + 1500, &v), STORE_OK);
+	fast.admitted_ms = v.admitted_ms;
+	assert_int_equal(zscore(w, wl, "slow"), -1);
+	assert_int_equal(zscore(p, pl, "slow"), -1);
+
+	/* both messages complete: both counted, each at its admission time */
+	assert_int_equal(store_commit(&cfg, &fast, 1), STORE_OK);
+	assert_int_equal(store_commit(&cfg, &slow, 1), STORE_OK);
+	assert_int_equal(zscore(w, wl, "slow"), T0);
+	assert_int_equal(zscore(w, wl, "fast"), T0 + 1500);
+	assert_int_equal(zcard(w, wl), 2);
+	assert_int_equal(raw_int("EXISTS %b", p, pl), 0);
+	/* the times the reservations reported */
+	assert_int_equal(slow.admitted_ms, T0);
+	assert_int_equal(fast.admitted_ms, T0 + 1500);
+	/* and both count: hourly 2 stays full until the slow one is an hour old */
+	assert_int_equal(reserve1(&cfg, &third, T0 + 2000, &v), STORE_OVER);
+	assert_int_equal(v.which, WINDOW_OVER_HOURLY);
+	assert_int_equal(v.used, 2);
+	assert_int_equal(v.retry_ms, HOUR_MS - 2000);
+	assert_int_equal(reserve1(&cfg, &third, T0 + HOUR_MS, &v), STORE_OK);
+	/* committing again changes nothing */
+	assert_int_equal(store_commit(&cfg, &fast, 1), STORE_OK);
+	assert_int_equal(zscore(w, wl, "fast"), T0 + 1500);
+
+	/* a window whose only unit was dropped is gone: the commit makes it
+	 * again, with the TTL of a window (1 h + reservation_ttl) */
+	assert_int_equal(reserve1(&cfg, &lone, T0, &v), STORE_OK);
+	lone.admitted_ms = v.admitted_ms;
+	assert_int_equal(reserve1(&cfg, &probe, T0 + 1500, &v), STORE_OVER);
+	assert_int_equal(v.used, 0);
+	assert_int_equal(raw_int("EXISTS %b", lw, lwl), 0);
+	assert_int_equal(store_commit(&cfg, &lone, 1), STORE_OK);
+	assert_int_equal(zscore(lw, lwl, "lone"), T0);
+	t = pttl(lw, lwl);
+	assert_true(t > HOUR_MS + 1000 - 5000 && t <= HOUR_MS + 1000);
+
+	/* without its admission time a dropped unit counts from the commit on;
+	 * one still in its window stays as it is */
+	lone.member = "anon";
+	assert_int_equal(reserve1(&cfg, &lone, T0 + 2000, &v), STORE_OK);
+	assert_int_equal(reserve1(&cfg, &probe, T0 + 3500, &v), STORE_OVER);
+	assert_int_equal(zscore(lw, lwl, "anon"), -1);
+	lone.admitted_ms = 0;
+	memset(&f, 0, sizeof(f));
+	f.commit = &lone;
+	f.n_commit = 1;
+	f.now_ms = T0 + 4000;
+	assert_int_equal(store_finish(&cfg, &f), STORE_OK);
+	assert_int_equal(zscore(lw, lwl, "anon"), T0 + 4000);
+	lone.member = "anon2";
+	assert_int_equal(reserve1(&cfg, &lone, T0 + 4100, &v), STORE_OK);
+	assert_int_equal(store_finish(&cfg, &f), STORE_OK);
+	assert_int_equal(zscore(lw, lwl, "anon2"), T0 + 4100);
+
+	/* many units of a few windows, in any order: each window gets all of
+	 * its units back (in chunks), whatever their order in the call */
+	{
+		enum { MANY = 1500 };
+		struct store_unit *many = calloc(MANY, sizeof(*many));
+		char (*names)[16] = calloc(MANY, sizeof(*names));
+		char mw[256];
+		size_t mwl, i;
+
+		assert_non_null(many);
+		assert_non_null(names);
+		for (i = 0; i < MANY; i++) {
+			snprintf(names[i], sizeof(names[i]), "u%zu", i);
+			many[i] = unit_of("net10", "many", i % 3 == 0 ? "x" : "y", names[i], 10000,
+					  10000, 60);
+		}
+		assert_int_equal(store_reserve(&cfg, many, MANY, T0, &v), STORE_OK);
+		for (i = 0; i < MANY; i++)
+			many[i].admitted_ms = v.admitted_ms;
+		probe = unit_of("net10", "many", "x", "probe", 0, 10, 60);
+		assert_int_equal(reserve1(&cfg, &probe, T0 + 1500, &v), STORE_OVER);
+		probe.scope = "y";
+		assert_int_equal(reserve1(&cfg, &probe, T0 + 1500, &v), STORE_OVER);
+		mwl = key_of(mw, sizeof(mw), "net10", 'w', "many", "x", 1);
+		assert_int_equal(raw_int("EXISTS %b", mw, mwl), 0);
+		assert_int_equal(store_commit(&cfg, many, MANY), STORE_OK);
+		assert_int_equal(zcard(mw, mwl), MANY / 3);
+		assert_int_equal(zscore(mw, mwl, "u1497"), T0);
+		mwl = key_of(mw, sizeof(mw), "net10", 'w', "many", "y", 1);
+		assert_int_equal(zcard(mw, mwl), MANY - MANY / 3);
+		assert_int_equal(zscore(mw, mwl, "u1499"), T0);
+		assert_true(pttl(mw, mwl) > HOUR_MS);
+		mwl = key_of(mw, sizeof(mw), "net10", 'p', "many", "y", 1);
+		assert_int_equal(raw_int("EXISTS %b", mw, mwl), 0);
+		free(many);
+		free(names);
+	}
+
+	/* with the server clock the admission time is the server's now */
+	lone.member = "clock";
+	before = server_ms();
+	assert_int_equal(reserve1(&cfg, &lone, 0, &v), STORE_OK);
+	t = server_ms();
+	assert_true(v.admitted_ms >= before && v.admitted_ms <= t);
+	assert_int_equal(zscore(lw, lwl, "clock"), v.admitted_ms);
 }
 
 /* ---- keys, scripts, connections ---------------------------------------- */
@@ -729,6 +878,7 @@ static void *hammer_run(void *arg)
 		h->attempts++;
 		rv = store_reserve(h->cfg, &u, 1, 0, &v);
 		if (rv == STORE_OK) {
+			u.admitted_ms = v.admitted_ms;
 			if (store_commit(h->cfg, &u, 1) == STORE_OK)
 				h->admitted++;
 			else
@@ -797,14 +947,7 @@ static void hammer_run_all(const char *rule, struct limit_values lv, int nthread
 	}
 	free(h);
 	assert_int_equal(errors, 0);
-	{
-		/* the Redis clock when the last attempts were made */
-		redisReply *r = raw_cmd("TIME");
-
-		assert_int_equal(r->elements, 2);
-		*end_out = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
-		freeReplyObject(r);
-	}
+	*end_out = server_ms(); /* the Redis clock when the last attempts were made */
 
 	t = window_times(w, wl, &n);
 	assert_int_equal((long)n, admitted);          /* every admitted unit is there */
@@ -1112,6 +1255,7 @@ int main(void)
 		cmocka_unit_test(test_hourly_across_bursts),
 		cmocka_unit_test(test_random_against_limits),
 		cmocka_unit_test(test_abandoned_reservation_expires),
+		cmocka_unit_test(test_commit_after_expiry),
 		cmocka_unit_test(test_binary_safe_scope),
 		cmocka_unit_test(test_noscript_reload),
 		cmocka_unit_test(test_bad_calls),
