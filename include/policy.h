@@ -16,6 +16,7 @@
 #include "classify.h"
 #include "config.h"
 #include "headers.h"
+#include "lease.h"
 #include "network.h"
 #include "store.h"
 
@@ -74,9 +75,9 @@ struct msg_state {
 	bool blocked;
 	long velocity_before; /* distinct recipients of the sender in the last hour */
 
-	struct store_unit *held; /* reservations held (strings owned here) */
-	unsigned *held_rule;     /* index in cfg->limits of each held unit */
-	size_t n_held, cap_held;
+	struct lease held;   /* reservations held, kept pending while the transaction lives */
+	unsigned *held_rule; /* index in cfg->limits of each held unit */
+	size_t cap_held_rule;
 	struct net_tally *nets;
 	size_t n_nets, cap_nets;
 	struct refusal *refusals; /* counted and logged with the next store write */

@@ -63,6 +63,15 @@ int store_reserve(const struct config *cfg, const struct store_unit *units, size
  */
 int store_commit(const struct config *cfg, const struct store_unit *units, size_t n);
 
+/*
+ * Keep held units (any networks) pending: each one still in its pending
+ * set expires reservation_ttl from now (Redis clock), so that the units of
+ * a transaction that is still running never stop counting however long its
+ * client takes. Units already committed or released are left alone. One
+ * round trip (two when Redis lost the script).
+ */
+int store_renew(const struct config *cfg, const struct store_unit *units, size_t n);
+
 /* Give back held units (any networks) in one round trip. */
 int store_release(const struct config *cfg, const struct store_unit *units, size_t n);
 

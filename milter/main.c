@@ -37,6 +37,7 @@
 
 #include "callbacks.h"
 #include "config.h"
+#include "lease.h"
 #include "log.h"
 #include "policy.h"
 
@@ -443,6 +444,11 @@ int main(int argc, char **argv)
 		log_msg(LOG_ERR, NULL, "cannot start the milter thread");
 		return 1;
 	}
+	/* slow clients keep their reservations (lease.c) */
+	if (lease_start() != 0) {
+		log_msg(LOG_ERR, NULL, "cannot start the reservation renewal thread");
+		return 1;
+	}
 	pthread_sigmask(SIG_UNBLOCK, &block, NULL);
 
 	log_msg(LOG_INFO, NULL, "started %s on %s, mode=%s", OBM_VERSION, cfg->socket,
@@ -472,6 +478,7 @@ int main(int argc, char **argv)
 		usleep(20000);
 	log_msg(LOG_INFO, NULL, "stopped (%d transaction(s) or callback(s) still open)",
 		callbacks_in_flight());
+	lease_stop();
 	cfg = config_acquire();
 	if (!foreground && cfg->pid_file[0] != '\0')
 		unlink(cfg->pid_file);

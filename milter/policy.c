@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lease.h"
 #include "log.h"
 #include "policy.h"
 #include "ratelimit.h"
@@ -91,12 +92,7 @@ void policy_conn_init(struct conn_state *c, const struct ipaddr *client,
 /* forget the held units (after they were given back) */
 static void clear_held(struct msg_state *m)
 {
-	for (size_t i = 0; i < m->n_held; i++) {
-		free((char *)m->held[i].network);
-		free((char *)m->held[i].scope);
-		free((char *)m->held[i].member);
-	}
-	m->n_held = 0;
+	lease_clear(&m->held);
 }
 
 /* forget the refusals (after they were counted) */
@@ -111,8 +107,7 @@ static void clear_refusals(struct msg_state *m)
 
 static void msg_free(struct msg_state *m)
 {
-	clear_held(m);
-	free(m->held);
+	lease_free(&m->held);
 	free(m->held_rule);
 	clear_refusals(m);
 	free(m->refusals);
@@ -164,12 +159,12 @@ void policy_abort(struct conn_state *c)
 		return;
 	stats_init(&b);
 	stats_refusals(m, c->client_text, &b);
-	struct store_finish f = {.release = m->held, .n_release = m->n_held};
+	struct store_finish f = {.release = m->held.units, .n_release = m->held.n};
 	stats_attach(&b, &f);
 	if (store_finish(m->cfg, &f) != STORE_OK)
 		log_msg(LOG_WARNING, m->qid,
 			"could not release %zu reservation(s): %s; they expire in %lds",
-			m->n_held, store_last_error(), m->cfg->reservation_ttl);
+			m->held.n, store_last_error(), m->cfg->reservation_ttl);
 	stats_free(&b);
 	msg_free(m);
 	c->msg = NULL;
@@ -319,20 +314,13 @@ static struct net_tally *tally_get(struct msg_state *m, const char *name)
 static void hold_units(struct msg_state *m, const struct store_unit *u, const unsigned *rule,
 		       size_t n)
 {
-	if (m->n_held + n > m->cap_held) {
-		m->cap_held = (m->n_held + n) * 2;
-		m->held = xrealloc(m->held, m->cap_held, sizeof(*m->held));
-		m->held_rule = xrealloc(m->held_rule, m->cap_held, sizeof(*m->held_rule));
+	if (m->held.n + n > m->cap_held_rule) {
+		m->cap_held_rule = (m->held.n + n) * 2;
+		m->held_rule = xrealloc(m->held_rule, m->cap_held_rule, sizeof(*m->held_rule));
 	}
-	for (size_t i = 0; i < n; i++) {
-		m->held_rule[m->n_held] = rule[i];
-		struct store_unit *h = &m->held[m->n_held++];
-
-		*h = u[i];
-		h->network = xstrdup(u[i].network);
-		h->scope = xstrdup(u[i].scope);
-		h->member = xstrdup(u[i].member);
-	}
+	for (size_t i = 0; i < n; i++)
+		m->held_rule[m->held.n + i] = rule[i];
+	lease_hold(&m->held, u, n); /* kept pending while the transaction lives */
 }
 
 /* printable ASCII only, for SMTP reply texts */
@@ -704,10 +692,10 @@ static void eom_store_failed(struct msg_state *m, struct conn_state *c, const ch
 	bool accept = cfg->redis.on_error == ON_ERROR_ACCEPT;
 
 	if (accept) {
-		if (m->n_held > 0 && store_commit(cfg, m->held, m->n_held) != STORE_OK)
+		if (m->held.n > 0 && store_commit(cfg, m->held.units, m->held.n) != STORE_OK)
 			log_msg(LOG_WARNING, m->qid,
 				"could not commit %zu reservation(s): %s; they expire in %lds",
-				m->n_held, store_last_error(), cfg->reservation_ttl);
+				m->held.n, store_last_error(), cfg->reservation_ttl);
 		if (cfg->classify.add_header) {
 			res->add_header = true;
 			snprintf(res->header_value, sizeof(res->header_value),
@@ -852,18 +840,18 @@ static void eom_record(struct msg_state *m, const char *client,
 	const struct config *cfg = m->cfg;
 	bool delivered = act != ACTION_TEMPFAIL && act != ACTION_REJECT;
 	/* sized by the message: on the heap, never on libmilter's thread stack */
-	struct store_unit *commit = xrealloc(NULL, 2 * m->n_held + 1, sizeof(*commit));
-	struct store_unit *release = commit + m->n_held;
+	struct store_unit *commit = xrealloc(NULL, 2 * m->held.n + 1, sizeof(*commit));
+	struct store_unit *release = commit + m->held.n;
 	struct store_pair *pairs = xrealloc(NULL, m->n_rcpt_addrs + 1, sizeof(*pairs));
 	size_t n_commit = 0, n_release = 0, n_learn = 0;
 	struct stats_batch b;
 
-	for (size_t i = 0; i < m->n_held; i++) {
+	for (size_t i = 0; i < m->held.n; i++) {
 		bool applies = cfg->limits[m->held_rule[i]].classes & (1u << cr->cls);
 		if (delivered && applies)
-			commit[n_commit++] = m->held[i];
+			commit[n_commit++] = m->held.units[i];
 		else
-			release[n_release++] = m->held[i];
+			release[n_release++] = m->held.units[i];
 	}
 	/* personal mail teaches: its recipients become known to the sender */
 	if (delivered && cr->cls == CLASS_PERSONAL && cfg->learn_outbound &&

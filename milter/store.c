@@ -57,16 +57,18 @@
 
 /* embedded from milter/lua/ by the build */
 extern const char lua_reserve[];
+extern const char lua_renew[];
 
 #define STORE_BACKOFF_MIN_MS 100
 #define STORE_BACKOFF_MAX_MS 1000
 #define STORE_DEFAULT_TIMEOUT_MS 200
 #define STORE_ERR_SIZE 256
 
-enum store_script { SCRIPT_RESERVE, SCRIPT_COUNT };
+enum store_script { SCRIPT_RESERVE, SCRIPT_RENEW, SCRIPT_COUNT };
 
 static const char *const store_script_src[SCRIPT_COUNT] = {
 	[SCRIPT_RESERVE] = lua_reserve,
+	[SCRIPT_RENEW] = lua_renew,
 };
 
 /* one thread's connection and its reconnect state */
@@ -1229,6 +1231,92 @@ static void store_batch_commit(struct store_batch *b, const struct store_unit *u
 	}
 	if (order != stack)
 		free(order);
+}
+
+/*
+ * store_queue_renew - EVALSHA renew.lua for the N units U of one window,
+ * in chunks: sha 1 p now ttl m1 .. mk
+ */
+static void store_queue_renew(struct store_batch *b, const struct store_unit *const *u, size_t n)
+{
+	struct store_key k;
+	size_t done, m, i;
+
+	store_key_unit(&k, b->cfg, u[0], "p:");
+	for (done = 0; done < n; done += m) {
+		struct resp_buf *r;
+
+		m = n - done < STORE_CHUNK ? n - done : STORE_CHUNK;
+		r = store_cmd(b, 6 + m);
+		resp_bulk(r, "EVALSHA", 7);
+		resp_bulk(r, b->s->sha[SCRIPT_RENEW], 40);
+		resp_ll(r, 1);
+		store_put_key(r, &k);
+		resp_ll(r, 0);
+		resp_ll(r, store_reservation_ttl_ms(b->cfg));
+		for (i = done; i < done + m; i++)
+			resp_str(r, u[i]->member);
+	}
+}
+
+/* store_renew_once - one round trip of renewals; *NOSCRIPT set when Redis lost the script */
+static int store_renew_once(const struct config *cfg, const struct store_unit *const *order,
+			    size_t n, bool *noscript)
+{
+	struct store_batch b;
+	size_t i, j;
+	int rv;
+
+	*noscript = false;
+	if (store_batch_begin(&b, cfg, "renew") != STORE_OK)
+		return STORE_ERR;
+	if (b.s->sha[SCRIPT_RENEW][0] == '\0' && store_load_script(b.s, cfg, SCRIPT_RENEW) != 0) {
+		store_batch_end(&b);
+		return STORE_ERR;
+	}
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && store_window_cmp(order[i], order[j]) == 0; j++)
+			;
+		store_queue_renew(&b, order + i, j - i);
+	}
+	rv = store_batch_run(&b);
+	for (i = 0; i < b.got; i++)
+		if (store_is_noscript(b.replies[i])) {
+			*noscript = true;
+			b.s->sha[SCRIPT_RENEW][0] = '\0';
+			rv = STORE_ERR;
+		}
+	store_batch_end(&b);
+	return rv;
+}
+
+int store_renew(const struct config *cfg, const struct store_unit *units, size_t n)
+{
+	const struct store_unit **order;
+	bool noscript;
+	size_t i;
+	int rv;
+
+	if (n == 0)
+		return STORE_OK;
+	for (i = 0; i < n; i++)
+		if (store_check_unit(&units[i]) != 0)
+			return STORE_ERR;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+	order = malloc(n * sizeof(*order));
+	if (order == NULL) {
+		store_fail("redis: renew: out of memory");
+		return STORE_ERR;
+	}
+	for (i = 0; i < n; i++)
+		order[i] = &units[i];
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+	qsort(order, n, sizeof(*order), store_unit_order);
+	rv = store_renew_once(cfg, order, n, &noscript);
+	if (rv != STORE_OK && noscript) /* Redis forgot the script: load it and go again */
+		rv = store_renew_once(cfg, order, n, &noscript);
+	free(order);
+	return rv;
 }
 
 /* ---- velocity -------------------------------------------------------------- */

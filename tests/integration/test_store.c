@@ -588,6 +588,69 @@ static void test_abandoned_reservation_expires(void **state)
  * another reservation on the same window drops it; the commit must count
  * it all the same, at its admission time, in a window that keeps a TTL.
  */
+/*
+ * store_renew keeps a held unit pending past its first expiry (server
+ * clock), so that another reservation on the window still counts it;
+ * it never brings an expiry forward and leaves committed, released and
+ * unknown members alone; a unit no longer renewed expires as before.
+ */
+static void test_renew(void **state)
+{
+	struct config cfg;
+	struct store_unit held = unit_of("net11", "renew", "s", "held", 2, 10, 60);
+	struct store_unit other = unit_of("net11", "renew", "s", "other", 2, 10, 60);
+	struct store_unit late = unit_of("net11", "renew", "s", "late", 2, 10, 60);
+	struct store_unit gone = unit_of("net11", "renew", "s", "gone", 2, 10, 60);
+	struct store_verdict v;
+	char w[256], p[256];
+	size_t wl, pl;
+	long long before, after;
+
+	(void)state;
+	cfg_init(&cfg);
+	cfg.reservation_ttl = 1;
+	wl = key_of(w, sizeof(w), "net11", 'w', "renew", "s", 1);
+	pl = key_of(p, sizeof(p), "net11", 'p', "renew", "s", 1);
+
+	assert_int_equal(reserve1(&cfg, &held, 0, &v), STORE_OK);
+	before = zscore(p, pl, "held");
+	redis_test_sleep_ms(600);
+	assert_int_equal(store_renew(&cfg, &held, 1), STORE_OK);
+	after = zscore(p, pl, "held");
+	assert_true(after >= before + 500);
+	/* renewing with an expiry that is not later changes nothing */
+	raw_int("ZADD %b XX %lld held", p, pl, after + 60000);
+	assert_int_equal(store_renew(&cfg, &held, 1), STORE_OK);
+	assert_int_equal(zscore(p, pl, "held"), after + 60000);
+	raw_int("ZADD %b XX %lld held", p, pl, after);
+	redis_test_sleep_ms(600); /* past the first expiry, within the renewed one */
+	assert_int_equal(reserve1(&cfg, &other, 0, &v), STORE_OK);
+	assert_int_equal(zcard(w, wl), 2);
+	assert_true(zscore(p, pl, "held") > 0);
+	/* the window is full: the renewed unit counts */
+	assert_int_equal(reserve1(&cfg, &late, 0, &v), STORE_OVER);
+	assert_int_equal(v.used, 2);
+
+	/* committed or unknown members are not made pending again */
+	assert_int_equal(store_commit(&cfg, &held, 1), STORE_OK);
+	assert_int_equal(store_renew(&cfg, &held, 1), STORE_OK);
+	assert_int_equal(zscore(p, pl, "held"), -1);
+	assert_int_equal(store_renew(&cfg, &gone, 1), STORE_OK);
+	assert_int_equal(zscore(p, pl, "gone"), -1);
+	assert_int_equal(zscore(w, wl, "gone"), -1);
+
+	/* not renewed: "other" expires and stops counting, as a dead milter's */
+	redis_test_sleep_ms(1100);
+	assert_int_equal(reserve1(&cfg, &late, 0, &v), STORE_OK);
+	assert_int_equal(zscore(w, wl, "other"), -1);
+	assert_int_equal(zcard(w, wl), 2); /* held (committed) and late */
+
+	/* Redis lost the script: loaded again */
+	freeReplyObject(raw_cmd("SCRIPT FLUSH"));
+	assert_int_equal(store_renew(&cfg, &late, 1), STORE_OK);
+	assert_true(zscore(p, pl, "late") > 0);
+}
+
 static void test_commit_after_expiry(void **state)
 {
 	struct config cfg;
@@ -1256,6 +1319,7 @@ int main(void)
 		cmocka_unit_test(test_random_against_limits),
 		cmocka_unit_test(test_abandoned_reservation_expires),
 		cmocka_unit_test(test_commit_after_expiry),
+		cmocka_unit_test(test_renew),
 		cmocka_unit_test(test_binary_safe_scope),
 		cmocka_unit_test(test_noscript_reload),
 		cmocka_unit_test(test_bad_calls),

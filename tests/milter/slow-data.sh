@@ -1,9 +1,10 @@
 #!/bin/bash
 # slow-data.sh - milter protocol: a message whose DATA outlasts
-# reservation_ttl (10 s) while another session of the same sender
-# reserves on the same window is still counted, at its admission time:
-# the hourly window (hourly = 2) afterwards holds both messages exactly
-# and refuses a third.
+# reservation_ttl (10 s) keeps its reservation while its session lives
+# (renewed by the milter), so another session of the same sender cannot
+# take the hour's budget again meanwhile; once both complete the hourly
+# window (hourly = 2) holds both messages exactly, each at its admission
+# time, and refuses a third.
 . "$(dirname "$0")/../lib/common.sh"
 . "$OBM_SRCDIR/tests/lib/redis.sh"
 . "$OBM_SRCDIR/tests/lib/milter.sh"
