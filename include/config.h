@@ -73,6 +73,7 @@ struct classify_conf {
 	bool require_aligned_from;
 	char *header;
 	bool add_header;
+	bool header_detail; /* the header also carries rcpts, known and velocity */
 };
 
 struct config {

@@ -82,6 +82,7 @@ static cfg_opt_t classify_opts[] = {
 	CFG_BOOL("require_aligned_from", cfg_true, CFGF_NONE),
 	CFG_STR("header", "X-Outbound-Class", CFGF_NONE),
 	CFG_BOOL("add_header", cfg_true, CFGF_NONE),
+	CFG_BOOL("header_detail", cfg_false, CFGF_NONE),
 	CFG_END()
 };
 
@@ -1040,6 +1041,7 @@ static void build_classify(struct load *ld, cfg_t *sec, struct classify_conf *c)
 		problem(ld, value_line(ld, sec, "header", 0), true,
 			"classify: header '%s' is not a valid header field name", c->header);
 	c->add_header = cfg_getbool(sec, "add_header");
+	c->header_detail = cfg_getbool(sec, "header_detail");
 }
 
 static void build_classes(struct load *ld, cfg_t *root, struct config *c)

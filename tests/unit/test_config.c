@@ -262,6 +262,7 @@ static void assert_defaults(const struct config *c)
 	assert_true(c->classify.require_aligned_from);
 	assert_string_equal(c->classify.header, "X-Outbound-Class");
 	assert_true(c->classify.add_header);
+	assert_false(c->classify.header_detail);
 
 	assert_int_equal(c->class_action[CLASS_PERSONAL], ACTION_TAG);
 	assert_int_equal(c->class_action[CLASS_BULK], ACTION_TAG);
@@ -310,7 +311,8 @@ static const char *const all_options[] = {
 	"reservation_ttl", "log_max_entries", "redis", "host", "port", "password_file", "db", "prefix",
 	"timeout_ms", "on_error", "classify", "personal_max_recipients",
 	"personal_max_hourly", "min_known_ratio", "require_unsubscribe",
-	"require_aligned_from", "header", "add_header", "class", "action", "network",
+	"require_aligned_from", "header", "add_header", "header_detail", "class", "action",
+	"network",
 	"domains", "mx", "limit", "scope", "hourly", "burst", "burst_window", "count",
 	"classes",
 };
@@ -452,7 +454,8 @@ static void test_values_and_syntax(void **state)
 		"        prefix = \"test:\"; timeout_ms = 50; on_error = tempfail }\n"
 		"classify { personal_max_recipients = 0; personal_max_hourly = 20\n"
 		"           min_known_ratio = 0.75; require_unsubscribe = false\n"
-		"           require_aligned_from = false; header = \"X-Class\"; add_header = false }\n"
+		"           require_aligned_from = false; header = \"X-Class\"; add_header = false\n"
+		"           header_detail = true }\n"
 		"class personal { action = accept }\n"
 		"class bulk { action = reject }\n"
 		"class \"spam-risk\" { action = tempfail }\n"
@@ -510,6 +513,7 @@ static void test_values_and_syntax(void **state)
 	assert_false(c->classify.require_aligned_from);
 	assert_string_equal(c->classify.header, "X-Class");
 	assert_false(c->classify.add_header);
+	assert_true(c->classify.header_detail);
 
 	assert_int_equal(c->class_action[CLASS_PERSONAL], ACTION_ACCEPT);
 	assert_int_equal(c->class_action[CLASS_BULK], ACTION_REJECT);
