@@ -16,6 +16,7 @@
 #define MX_HOST_MAX 253     /* a host name without its trailing dot */
 #define MX_HOSTS_MAX 16     /* MX hosts kept per domain, best first */
 #define MX_CACHE_MAX 10000  /* domains in the in-process cache */
+#define MX_CACHE_TTL_MAX 604800 /* s: the largest mx_cache_ttl (7 days) */
 #define MX_NEGATIVE_TTL 300 /* s, at most: "no MX" and NXDOMAIN answers */
 #define MX_FAILED_TTL 60    /* s, at most: failed lookups (in process only) */
 #define MX_LOG_INTERVAL 600 /* s: a failing domain is logged once per this */

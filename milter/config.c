@@ -46,8 +46,22 @@
 #include "cidr.h"
 #include "config.h"
 #include "mx.h"
+#include "store.h" /* VELOCITY_CAP */
 
 #define NAME_MAX_LEN 64 /* network and limit names: they become part of Redis keys */
+
+/*
+ * Ranges of the numeric options (doc/outbound-milter.conf.5). Every one
+ * has an upper bound: a number passes through millisecond arithmetic,
+ * Redis TTLs (SET EX refuses what overflows in milliseconds) and Lua
+ * numbers, and a bound far above any sane setting costs nothing.
+ */
+#define LIMIT_UNITS_MAX 100000000L   /* hourly, burst: 100 million units per window */
+#define RELATIONSHIP_TTL_MAX 36500L  /* days: 100 years */
+#define RELATIONSHIPS_MAX 1000000L   /* relationships kept per sender */
+#define RECIPIENTS_MAX 1000000L      /* personal_max_recipients */
+#define LOG_ENTRIES_MAX 100000000L   /* decision log length */
+#define REDIS_DB_MAX 65535L          /* SELECT index */
 #define DOMAIN_MAX_LEN 253
 #define MSG_MAX 1024
 
@@ -599,9 +613,8 @@ static long get_int(struct load *ld, cfg_t *sec, const char *pfx, const char *na
 		return v;
 	line = value_line(ld, sec, name, 0);
 	if (v < 0 && min == 0)
-		problem(ld, line, true, "%s%s = %ld: must not be negative", pfx, name, v);
-	else if (max == LONG_MAX)
-		problem(ld, line, true, "%s%s = %ld: must be at least %ld", pfx, name, v, min);
+		problem(ld, line, true, "%s%s = %ld: must not be negative (range 0..%ld)", pfx,
+			name, v, max);
 	else
 		problem(ld, line, true, "%s%s = %ld: out of range %ld..%ld", pfx, name, v,
 			min, max);
@@ -770,23 +783,44 @@ static int parse_mode(const char *s)
 	return v <= 0777 ? (int)v : -1;
 }
 
-/* libmilter connection spec: NULL when fine, else what is wrong */
-static const char *socket_problem(const char *s)
+/*
+ * A libmilter connection spec, as libmilter reads it: "unix:PATH" or
+ * "local:PATH"; "inet:PORT@HOST" or "inet6:PORT@HOST", HOST a name, an
+ * address or "[ADDRESS]". libmilter binds "inet:PORT" without a host to
+ * every interface (INADDR_ANY, in6addr_any). The milter protocol has no
+ * authentication: whoever reaches the socket can claim any SMTP AUTH
+ * login and client address and spend any sender's budget. So the host
+ * must be written out: @127.0.0.1 or a private address, or @0.0.0.0 /
+ * @:: for a deliberate choice of every interface. A unix socket needs an
+ * absolute path: the daemon changes to / when it detaches, and removes
+ * the socket by that path when it stops.
+ * NULL when fine, else what is wrong (in BUF, or a constant).
+ */
+static const char *socket_problem(const char *s, char *buf, size_t size)
 {
 	const char *rest, *at;
+	bool v6;
 	long port = 0;
 
 	if (strncmp(s, "unix:", 5) == 0 || strncmp(s, "local:", 6) == 0) {
 		rest = strchr(s, ':') + 1;
-		return *rest == '\0' ? "needs a path after the colon" : NULL;
+		if (*rest == '\0')
+			return "needs a path after the colon";
+		if (*rest != '/')
+			return "the path must be absolute (the daemon changes to / when it "
+			       "detaches), e.g. unix:/run/outbound-milter/milter.sock";
+		return NULL;
 	}
-	if (strncmp(s, "inet:", 5) == 0)
+	if (strncmp(s, "inet:", 5) == 0) {
 		rest = s + 5;
-	else if (strncmp(s, "inet6:", 6) == 0)
+		v6 = false;
+	} else if (strncmp(s, "inet6:", 6) == 0) {
 		rest = s + 6;
-	else
+		v6 = true;
+	} else {
 		return "must start with unix:, local:, inet: or inet6: "
 		       "(e.g. unix:/run/outbound-milter/milter.sock or inet:10025@127.0.0.1)";
+	}
 	at = strchr(rest, '@');
 	if (rest == at || *rest == '\0')
 		return "needs a port: inet:PORT@HOST";
@@ -799,8 +833,30 @@ static const char *socket_problem(const char *s)
 	}
 	if (port < 1 || port > 65535)
 		return "port out of range 1..65535";
-	if (at != NULL && at[1] == '\0')
+	if (at == NULL) {
+		if (v6)
+			snprintf(buf, size,
+				 "no host: libmilter would listen on every interface, and "
+				 "whoever reaches a milter socket can claim any SMTP AUTH login "
+				 "and spend any sender's limits; write inet6:%ld@::1 (loopback) "
+				 "or inet6:%ld@ADDRESS of a private interface and firewall the "
+				 "port (inet6:%ld@:: if every interface is really meant)",
+				 port, port, port);
+		else
+			snprintf(buf, size,
+				 "no host: libmilter would listen on every interface, and "
+				 "whoever reaches a milter socket can claim any SMTP AUTH login "
+				 "and spend any sender's limits; write inet:%ld@127.0.0.1 "
+				 "(loopback) or inet:%ld@ADDRESS of a private interface and "
+				 "firewall the port (inet:%ld@0.0.0.0 if every interface is "
+				 "really meant)", port, port, port);
+		return buf;
+	}
+	if (at[1] == '\0')
 		return "needs a host after '@'";
+	for (const char *p = at + 1; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			return "the host must be a name or an address without spaces";
 	return NULL;
 }
 
@@ -1007,7 +1063,7 @@ static void build_redis(struct load *ld, cfg_t *sec, struct redis_conf *r)
 	r->user = get_str(ld, sec, "user");
 	r->password_file = get_str(ld, sec, "password_file");
 	check_password_file(ld, sec, r->password_file);
-	r->db = (int)get_int(ld, sec, pfx, "db", 0, INT_MAX);
+	r->db = (int)get_int(ld, sec, pfx, "db", 0, REDIS_DB_MAX);
 	r->prefix = get_str(ld, sec, "prefix");
 	r->timeout_ms = (int)get_int(ld, sec, pfx, "timeout_ms", 1, 60000);
 	r->on_error = get_word(ld, sec, pfx, "on_error", on_error_words, ON_ERROR_ACCEPT);
@@ -1028,8 +1084,10 @@ static void build_classify(struct load *ld, cfg_t *sec, struct classify_conf *c)
 	const char *pfx = "classify: ";
 	double r = cfg_getfloat(sec, "min_known_ratio");
 
-	c->personal_max_recipients = get_int(ld, sec, pfx, "personal_max_recipients", 0, LONG_MAX);
-	c->personal_max_hourly = get_int(ld, sec, pfx, "personal_max_hourly", 0, LONG_MAX);
+	c->personal_max_recipients =
+		get_int(ld, sec, pfx, "personal_max_recipients", 0, RECIPIENTS_MAX);
+	/* the sender's velocity stops counting at VELOCITY_CAP: that value never triggers */
+	c->personal_max_hourly = get_int(ld, sec, pfx, "personal_max_hourly", 0, VELOCITY_CAP);
 	if (!(r >= 0.0 && r <= 1.0))
 		problem(ld, value_line(ld, sec, "min_known_ratio", 0), true,
 			"classify: min_known_ratio = %g: out of range 0..1", r);
@@ -1171,9 +1229,9 @@ static void build_overrides(struct load *ld, cfg_t *lsec, const char *rule_pfx,
 		o->hourly = rule->hourly;
 		o->burst = rule->burst;
 		if (cfg_size(sec, "hourly") > 0)
-			o->hourly = get_int(ld, sec, pfx, "hourly", 0, LONG_MAX);
+			o->hourly = get_int(ld, sec, pfx, "hourly", 0, LIMIT_UNITS_MAX);
 		if (cfg_size(sec, "burst") > 0)
-			o->burst = get_int(ld, sec, pfx, "burst", 0, LONG_MAX);
+			o->burst = get_int(ld, sec, pfx, "burst", 0, LIMIT_UNITS_MAX);
 		check_burst(ld, pfx, o->hourly, o->burst,
 			    first_line(value_line(ld, sec, "burst", 0),
 				       value_line(ld, sec, "hourly", 0), line));
@@ -1221,8 +1279,8 @@ static void build_limits(struct load *ld, cfg_t *root, struct config *c)
 				"limit '%s': a name is 1..%d letters, digits, '.', '-' or '_'",
 				rule->name, NAME_MAX_LEN);
 		rule->scope = get_word(ld, sec, pfx, "scope", scope_words, SCOPE_SENDER);
-		rule->hourly = get_int(ld, sec, pfx, "hourly", 0, LONG_MAX);
-		rule->burst = get_int(ld, sec, pfx, "burst", 0, LONG_MAX);
+		rule->hourly = get_int(ld, sec, pfx, "hourly", 0, LIMIT_UNITS_MAX);
+		rule->burst = get_int(ld, sec, pfx, "burst", 0, LIMIT_UNITS_MAX);
 		rule->burst_window = get_int(ld, sec, pfx, "burst_window", 1, 3600);
 		rule->count = get_word(ld, sec, pfx, "count", count_words, COUNT_RECIPIENTS);
 
@@ -1254,10 +1312,11 @@ static void build_limits(struct load *ld, cfg_t *root, struct config *c)
 static void build_root(struct load *ld, cfg_t *root, struct config *c)
 {
 	const char *why;
-	char *mode;
+	char *mode, why_buf[512];
 
 	c->socket = get_str(ld, root, "socket");
-	if (c->socket != NULL && (why = socket_problem(c->socket)) != NULL)
+	if (c->socket != NULL &&
+	    (why = socket_problem(c->socket, why_buf, sizeof(why_buf))) != NULL)
 		problem(ld, value_line(ld, root, "socket", 0), true, "socket '%s': %s",
 			c->socket, why);
 	mode = cfg_getstr(root, "socket_mode");
@@ -1269,6 +1328,10 @@ static void build_root(struct load *ld, cfg_t *root, struct config *c)
 	}
 	c->socket_group = get_str(ld, root, "socket_group");
 	c->pid_file = get_str(ld, root, "pid_file");
+	if (c->pid_file != NULL && c->pid_file[0] != '\0' && c->pid_file[0] != '/')
+		problem(ld, value_line(ld, root, "pid_file", 0), true,
+			"pid_file '%s': the path must be absolute (the daemon changes to / "
+			"when it detaches)", c->pid_file);
 	c->mode = get_word(ld, root, "", "mode", mode_words, MODE_ENFORCE);
 	c->user = get_str(ld, root, "user");
 	c->group = get_str(ld, root, "group");
@@ -1292,10 +1355,11 @@ static void build_root(struct load *ld, cfg_t *root, struct config *c)
 	}
 	c->learn_inbound = cfg_getbool(root, "learn_inbound");
 	c->learn_outbound = cfg_getbool(root, "learn_outbound");
-	c->relationship_ttl = get_int(ld, root, "", "relationship_ttl", 1, 36500);
-	c->relationship_max = get_int(ld, root, "", "relationship_max", 1, LONG_MAX);
+	c->relationship_ttl = get_int(ld, root, "", "relationship_ttl", 1, RELATIONSHIP_TTL_MAX);
+	c->relationship_max = get_int(ld, root, "", "relationship_max", 1, RELATIONSHIPS_MAX);
 	c->mx_grouping = cfg_getbool(root, "mx_grouping");
-	c->mx_cache_ttl = get_int(ld, root, "", "mx_cache_ttl", 1, LONG_MAX);
+	/* MX_CACHE_TTL_MAX (mx.h): 7 days, the cap of common resolvers */
+	c->mx_cache_ttl = get_int(ld, root, "", "mx_cache_ttl", 1, MX_CACHE_TTL_MAX);
 	c->dns_timeout_ms = (int)get_int(ld, root, "", "dns_timeout_ms", 1, 5000);
 	c->dns_server = get_str(ld, root, "dns_server");
 	if (c->dns_server != NULL) {
@@ -1308,7 +1372,7 @@ static void build_root(struct load *ld, cfg_t *root, struct config *c)
 				"(\"\" for the resolvers of /etc/resolv.conf)", c->dns_server);
 	}
 	c->reservation_ttl = get_int(ld, root, "", "reservation_ttl", 10, 3600);
-	c->log_max_entries = get_int(ld, root, "", "log_max_entries", 0, 100000000);
+	c->log_max_entries = get_int(ld, root, "", "log_max_entries", 0, LOG_ENTRIES_MAX);
 
 	build_redis(ld, cfg_getsec(root, "redis"), &c->redis);
 	build_classify(ld, cfg_getsec(root, "classify"), &c->classify);

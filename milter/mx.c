@@ -16,7 +16,8 @@
  *   2. Redis (store_mx_get), shared by every milter process and host;
  *   3. DNS: an MX query with c-ares, to dns_server or else the resolvers
  *      of /etc/resolv.conf, waited for dns_timeout_ms at most in all.
- * What is cached is the host list ("mx H1 H2 ..." or "none"), not the
+ * What is cached is the host list ("mx H1 H2 ..." or, for every answer
+ * without MX hosts, a CNAME alone included, "none"), not the
  * network, so a reload that changes the patterns needs no flush, and
  * milters with different networks can share the Redis cache.
  *
@@ -59,6 +60,7 @@
 #define MX_RECORDS_MAX 64      /* MX records of one answer looked at */
 #define MX_BUCKETS 16384       /* hash buckets of the in-process cache (power of 2) */
 #define MX_DEFAULT_TIMEOUT_MS 300
+#define MX_VALUE_NONE "none"   /* the cached form of an answer without MX hosts */
 
 /* one domain in the in-process cache */
 struct mx_entry {
@@ -206,10 +208,14 @@ static const struct network_def *mx_match_value(const struct config *cfg, const 
 	return NULL;
 }
 
-/* a cached value we understand: "none" or "mx " and host names */
+/*
+ * A cached value we understand: "none" or "mx " and host names. The
+ * writer shares only values this accepts, so what one milter puts into
+ * Redis every milter can read back.
+ */
 static bool mx_value_ok(const char *v)
 {
-	if (strcmp(v, "none") == 0)
+	if (strcmp(v, MX_VALUE_NONE) == 0)
 		return true;
 	if (strncmp(v, "mx ", 3) != 0 || v[3] == '\0')
 		return false;
@@ -366,6 +372,17 @@ struct mx_answer {
 };
 
 /*
+ * ANS says "no MX hosts": NODATA, NXDOMAIN, a null MX, or an answer with
+ * no MX record in it (a CNAME alone, its target without MX). Every such
+ * answer has the one form MX_VALUE_NONE, in both caches.
+ */
+static void mx_answer_none(struct mx_answer *ans)
+{
+	ans->kind = MX_KIND_NONE;
+	snprintf(ans->value, sizeof(ans->value), "%s", MX_VALUE_NONE);
+}
+
+/*
  * A live cache entry for DOMAIN into ANS; true on a hit. *RECORD tells
  * whether the grouping is due to be written to Redis (and marks it as
  * written: one thread does it).
@@ -509,7 +526,7 @@ static void mx_parse(struct mx_query *q, const unsigned char *abuf, int alen)
 
 	rc = ares_parse_mx_reply(abuf, alen, &head);
 	if (rc == ARES_ENODATA) {
-		q->ans.kind = MX_KIND_NONE;
+		mx_answer_none(&q->ans);
 		return;
 	}
 	if (rc != ARES_SUCCESS) {
@@ -564,8 +581,9 @@ static void mx_parse(struct mx_query *q, const unsigned char *abuf, int alen)
 	}
 	free(recs);
 	if (kept == 0)
-		snprintf(q->ans.value, sizeof(q->ans.value), "none");
-	q->ans.kind = kept > 0 ? MX_KIND_HOSTS : MX_KIND_NONE;
+		mx_answer_none(&q->ans); /* no usable MX record: a CNAME alone, a null MX */
+	else
+		q->ans.kind = MX_KIND_HOSTS;
 }
 
 static void mx_query_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -584,8 +602,7 @@ static void mx_query_done(void *arg, int status, int timeouts, unsigned char *ab
 		break;
 	case ARES_ENODATA:   /* the name exists, no MX */
 	case ARES_ENOTFOUND: /* NXDOMAIN */
-		q->ans.kind = MX_KIND_NONE;
-		snprintf(q->ans.value, sizeof(q->ans.value), "none");
+		mx_answer_none(&q->ans);
 		break;
 	case ARES_ECANCELLED:
 	case ARES_EDESTRUCTION:
@@ -726,6 +743,9 @@ static long mx_ttl_for(const struct config *cfg, enum mx_kind kind)
 {
 	long ttl = cfg->mx_cache_ttl > 0 ? cfg->mx_cache_ttl : 1;
 
+	if (ttl > MX_CACHE_TTL_MAX)
+		ttl = MX_CACHE_TTL_MAX; /* config.c refuses more; ms arithmetic and SET EX stay in range */
+
 	if (kind == MX_KIND_NONE && ttl > MX_NEGATIVE_TTL)
 		return MX_NEGATIVE_TTL;
 	if (kind == MX_KIND_FAILED && ttl > MX_FAILED_TTL)
@@ -742,9 +762,10 @@ static void mx_log_failure(const struct config *cfg, const char *name, const cha
 	network_registrable(name, fallback, sizeof(fallback));
 	log_msg(LOG_WARNING, NULL,
 		"mx lookup %s: %s (resolver %s); using network %s, next try in %ld s",
-		name, why[0] ? why : "failed",
-		cfg->dns_server != NULL && cfg->dns_server[0] ? cfg->dns_server : "system",
-		fallback, mx_ttl_for(cfg, MX_KIND_FAILED));
+		log_quote(name), why[0] ? why : "failed",
+		log_quote(cfg->dns_server != NULL && cfg->dns_server[0] ? cfg->dns_server
+									: "system"),
+		log_quote(fallback), mx_ttl_for(cfg, MX_KIND_FAILED));
 }
 
 bool mx_network(const struct config *cfg, const char *domain, char *buf, size_t size)
@@ -760,7 +781,7 @@ bool mx_network_info(const struct config *cfg, const char *domain, char *buf, si
 	struct mx_answer ans;
 	const struct network_def *net;
 	char name[MX_HOST_MAX + 1];
-	bool record = false, log = false;
+	bool record = false, log = false, share;
 	long long now, ttl_ms = 0;
 	int timeout_ms;
 	size_t len;
@@ -795,7 +816,7 @@ bool mx_network_info(const struct config *cfg, const char *domain, char *buf, si
 
 		info->source = MX_SOURCE_REDIS;
 		atomic_fetch_add(&st_redis_hits, 1);
-		ans.kind = strcmp(ans.value, "none") == 0 ? MX_KIND_NONE : MX_KIND_HOSTS;
+		ans.kind = strcmp(ans.value, MX_VALUE_NONE) == 0 ? MX_KIND_NONE : MX_KIND_HOSTS;
 		keep = mx_ttl_for(cfg, ans.kind) * 1000LL;
 		if (ttl_ms > 0 && ttl_ms < keep)
 			keep = ttl_ms;
@@ -830,15 +851,16 @@ bool mx_network_info(const struct config *cfg, const char *domain, char *buf, si
 	 * One round trip shares a fresh DNS answer and records the grouping;
 	 * a Redis failure only costs other processes a query of their own.
 	 */
-	if (info->source == MX_SOURCE_DNS || (record && net != NULL))
-		store_mx_put(cfg, name, info->source == MX_SOURCE_DNS ? ans.value : NULL,
-			     mx_ttl_for(cfg, ans.kind), record && net != NULL ? net->name : NULL,
-			     0);
+	share = info->source == MX_SOURCE_DNS && mx_value_ok(ans.value);
+	if (share || (record && net != NULL))
+		store_mx_put(cfg, name, share ? ans.value : NULL, mx_ttl_for(cfg, ans.kind),
+			     record && net != NULL ? net->name : NULL, 0);
 	if (net == NULL)
 		return false;
 	if (info->source == MX_SOURCE_DNS)
-		log_msg(LOG_INFO, NULL, "mx lookup %s: network %s (mx %s), %lld ms", name,
-			net->name, info->host, (info->dns_us + 500) / 1000);
+		log_msg(LOG_INFO, NULL, "mx lookup %s: network %s (mx %s), %lld ms",
+			log_quote(name), log_quote(net->name), log_quote(info->host),
+			(info->dns_us + 500) / 1000);
 	if (buf != NULL && size > 0)
 		snprintf(buf, size, "%s", net->name);
 	return true;

@@ -28,7 +28,7 @@ YAHOO_LIMIT=100
 redis_start
 MC_SOCKET=unix:$T/milter.sock
 MC_LIMIT_EXTRA="network yahoo { hourly = $YAHOO_LIMIT; burst = $YAHOO_LIMIT }"
-MC_CLASSIFY='personal_max_hourly = 1000000'
+MC_CLASSIFY='personal_max_hourly = 10000'
 MC_CLASSES='class personal { action = tag }
 class bulk { action = tag }
 class "spam-risk" { action = hold }'

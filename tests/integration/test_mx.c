@@ -7,11 +7,12 @@
  *
  * Covered: patterns (wildcard and exact), dns_server syntax, a Google
  * hosted domain grouped with gmail.com, preference order, no MX (an A
- * record only, NXDOMAIN) with the RFC 5321 implicit MX, a resolver that
- * never answers (bounded latency, fallback, logged once), the in-process
- * cache, the Redis cache used by a second process, the record of grouped
- * domains for outboundctl, the LRU bound, threads, Redis down, and the
- * latency of a cold and a warm lookup (printed).
+ * record only, NXDOMAIN, a CNAME alone) with the RFC 5321 implicit MX,
+ * "no MX" answers shared through Redis, the longest mx_cache_ttl, a
+ * resolver that never answers (bounded latency, fallback, logged once),
+ * the in-process cache, the Redis cache used by a second process, the
+ * record of grouped domains for outboundctl, the LRU bound, threads, Redis
+ * down, and the latency of a cold and a warm lookup (printed).
  *
  * Needs /usr/sbin/dnsmasq (Debian package dnsmasq-base); without it the
  * test is skipped (exit 77).
@@ -68,6 +69,13 @@ static const char *const records[] = {
 	"mx-host=other.example,mx.other.test,10",
 	"host-record=aonly.example,192.0.2.10",
 	"host-record=www.implicit.example,192.0.2.11",
+	/* MX queries answered with a CNAME alone: the target has no MX */
+	"host-record=target.cname.test,192.0.2.12",
+	"cname=cnameonly.example,target.cname.test",
+	"cname=www.cname.implicit.example,target.cname.test",
+	/* a CNAME to a name with MX records: the MX records come along */
+	"cname=alias.example,acme.example",
+	"mx-host=longttl.example,aspmx.l.google.com,10",
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -745,6 +753,96 @@ static void test_redis_cache_second_process(void **state)
 	config_free(c);
 }
 
+/*
+ * An MX query answered with a CNAME alone (its target has no MX): a "no
+ * MX" answer for the domain itself (its own name matched against the
+ * patterns), cached in Redis like any other so that the next lookup,
+ * here by another process, is served from there and not from DNS.
+ */
+static void test_cname_only(void **state)
+{
+	static const char *const domains[] = { "cnameonly.example",
+					       "www.cname.implicit.example", "alias.example" };
+	struct conf_opts o = {0};
+	char path[160], buf[NETWORK_MAX], key[256], val[256], out[1024], want[80];
+	struct config *c;
+	struct mx_info info;
+	long long ttl;
+
+	(void)state;
+	mx_cache_clear();
+	c = conf_load(&o, path, sizeof(path));
+	/* no MX behind the CNAME: the registrable domain */
+	assert_false(mx_network_info(c, "cnameonly.example", buf, sizeof(buf), &info));
+	assert_int_equal(info.source, MX_SOURCE_DNS);
+	assert_int_equal(info.kind, MX_KIND_NONE);
+	assert_string_equal(net_of(c, "cnameonly.example", buf), "cnameonly.example");
+	/* the domain's own name matches a pattern: that network */
+	assert_true(mx_network_info(c, "www.cname.implicit.example", buf, sizeof(buf), &info));
+	assert_int_equal(info.kind, MX_KIND_NONE);
+	assert_string_equal(buf, "implicit");
+	assert_string_equal(info.host, "www.cname.implicit.example");
+	/* a CNAME to a domain with MX records: grouped by those */
+	assert_true(mx_network_info(c, "alias.example", buf, sizeof(buf), &info));
+	assert_int_equal(info.kind, MX_KIND_HOSTS);
+	assert_string_equal(buf, "google");
+
+	/* in Redis as a "no MX" answer, with the negative lifetime */
+	snprintf(key, sizeof(key), "%s{mx:cnameonly.example}", c->redis.prefix);
+	redis_get(key, val, sizeof(val), &ttl);
+	assert_string_equal(val, "none");
+	assert_true(ttl > 250 && ttl <= MX_NEGATIVE_TTL);
+	snprintf(key, sizeof(key), "%s{mx:www.cname.implicit.example}", c->redis.prefix);
+	redis_get(key, val, sizeof(val), &ttl);
+	assert_string_equal(val, "none");
+	snprintf(key, sizeof(key), "%s{mx:alias.example}", c->redis.prefix);
+	redis_get(key, val, sizeof(val), &ttl);
+	assert_string_equal(val, "mx aspmx.l.google.com");
+
+	/* the next lookup (another process, same Redis) reads Redis, not DNS */
+	run_child(path, domains, (int)N(domains), out, sizeof(out));
+	print_message("second process:\n%s", out);
+	snprintf(want, sizeof(want), "cnameonly.example - %d ", MX_SOURCE_REDIS);
+	assert_non_null(strstr(out, want));
+	snprintf(want, sizeof(want), "www.cname.implicit.example implicit %d ", MX_SOURCE_REDIS);
+	assert_non_null(strstr(out, want));
+	snprintf(want, sizeof(want), "alias.example google %d ", MX_SOURCE_REDIS);
+	assert_non_null(strstr(out, want));
+	/* and this process's cache emptied, from Redis too */
+	mx_cache_clear();
+	assert_false(mx_network_info(c, "cnameonly.example", buf, sizeof(buf), &info));
+	assert_int_equal(info.source, MX_SOURCE_REDIS);
+	assert_int_equal(info.kind, MX_KIND_NONE);
+	dns_sync();
+	for (size_t i = 0; i < N(domains); i++)
+		assert_int_equal(dns_queries(domains[i]), 1);
+	config_free(c);
+}
+
+/* the longest mx_cache_ttl is what Redis keeps (SET EX takes it) */
+static void test_longest_cache_ttl(void **state)
+{
+	static const char *const domains[] = { "longttl.example" };
+	struct conf_opts o = { .cache_ttl = MX_CACHE_TTL_MAX };
+	char path[160], buf[NETWORK_MAX], key[256], val[256], out[256], want[64];
+	struct config *c;
+	long long ttl;
+
+	(void)state;
+	mx_cache_clear();
+	c = conf_load(&o, path, sizeof(path));
+	assert_int_equal(c->mx_cache_ttl, MX_CACHE_TTL_MAX);
+	assert_string_equal(net_of(c, "longttl.example", buf), "google");
+	snprintf(key, sizeof(key), "%s{mx:longttl.example}", c->redis.prefix);
+	redis_get(key, val, sizeof(val), &ttl);
+	assert_string_equal(val, "mx aspmx.l.google.com");
+	assert_true(ttl > MX_CACHE_TTL_MAX - 60 && ttl <= MX_CACHE_TTL_MAX);
+	run_child(path, domains, 1, out, sizeof(out));
+	snprintf(want, sizeof(want), "longttl.example google %d ", MX_SOURCE_REDIS);
+	assert_non_null(strstr(out, want));
+	config_free(c);
+}
+
 struct listed {
 	char domains[16][64];
 	int n;
@@ -1125,6 +1223,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_no_lookup),
 		cmocka_unit_test(test_process_cache),
 		cmocka_unit_test(test_redis_cache_second_process),
+		cmocka_unit_test(test_cname_only),
+		cmocka_unit_test(test_longest_cache_ttl),
 		cmocka_unit_test(test_network_list),
 		cmocka_unit_test(test_resolver_never_answers),
 		cmocka_unit_test(test_redis_down),

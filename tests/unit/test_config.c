@@ -262,6 +262,7 @@ static void assert_defaults(const struct config *c)
 	assert_true(c->classify.require_aligned_from);
 	assert_string_equal(c->classify.header, "X-Outbound-Class");
 	assert_true(c->classify.add_header);
+	assert_false(c->classify.header_detail);
 
 	assert_int_equal(c->class_action[CLASS_PERSONAL], ACTION_TAG);
 	assert_int_equal(c->class_action[CLASS_BULK], ACTION_TAG);
@@ -310,7 +311,8 @@ static const char *const all_options[] = {
 	"reservation_ttl", "log_max_entries", "redis", "host", "port", "password_file", "db", "prefix",
 	"timeout_ms", "on_error", "classify", "personal_max_recipients",
 	"personal_max_hourly", "min_known_ratio", "require_unsubscribe",
-	"require_aligned_from", "header", "add_header", "class", "action", "network",
+	"require_aligned_from", "header", "add_header", "header_detail", "class", "action",
+	"network",
 	"domains", "mx", "limit", "scope", "hourly", "burst", "burst_window", "count",
 	"classes",
 };
@@ -452,7 +454,8 @@ static void test_values_and_syntax(void **state)
 		"        prefix = \"test:\"; timeout_ms = 50; on_error = tempfail }\n"
 		"classify { personal_max_recipients = 0; personal_max_hourly = 20\n"
 		"           min_known_ratio = 0.75; require_unsubscribe = false\n"
-		"           require_aligned_from = false; header = \"X-Class\"; add_header = false }\n"
+		"           require_aligned_from = false; header = \"X-Class\"; add_header = false\n"
+		"           header_detail = true }\n"
 		"class personal { action = accept }\n"
 		"class bulk { action = reject }\n"
 		"class \"spam-risk\" { action = tempfail }\n"
@@ -510,6 +513,7 @@ static void test_values_and_syntax(void **state)
 	assert_false(c->classify.require_aligned_from);
 	assert_string_equal(c->classify.header, "X-Class");
 	assert_false(c->classify.add_header);
+	assert_true(c->classify.header_detail);
 
 	assert_int_equal(c->class_action[CLASS_PERSONAL], ACTION_ACCEPT);
 	assert_int_equal(c->class_action[CLASS_BULK], ACTION_REJECT);
@@ -644,6 +648,27 @@ static const struct bad_case errors[] = {
 	{"classify {\n  min_known_ratio = 1.5\n}\n", 2, "min_known_ratio"},
 	{"classify {\n  min_known_ratio = -0.1\n}\n", 2, "min_known_ratio"},
 	{"limit a {\n  network google { burst = -1 }\n}\n", 2, "negative"},
+	/* every number has an upper bound */
+	{"mx_cache_ttl = 604801\n", 1, "mx_cache_ttl = 604801: out of range 1..604800"},
+	{"mx_cache_ttl = 9223372036854775807\n", 1, "out of range 1..604800"},
+	{"mx_cache_ttl = 0\n", 1, "mx_cache_ttl = 0: out of range 1..604800"},
+	{"relationship_ttl = 36501\n", 1, "relationship_ttl = 36501: out of range 1..36500"},
+	{"relationship_max = 1000001\n", 1, "relationship_max = 1000001: out of range 1..1000000"},
+	{"relationship_max = 0\n", 1, "relationship_max"},
+	{"log_max_entries = 100000001\n", 1, "out of range 0..100000000"},
+	{"log_max_entries = -1\n", 1, "log_max_entries = -1: must not be negative (range 0..100000000)"},
+	{"redis {\n  db = 65536\n}\n", 2, "redis: db = 65536: out of range 0..65535"},
+	{"classify {\n  personal_max_recipients = 1000001\n}\n", 2,
+	 "classify: personal_max_recipients = 1000001: out of range 0..1000000"},
+	{"classify {\n  personal_max_hourly = 10001\n}\n", 2,
+	 "classify: personal_max_hourly = 10001: out of range 0..10000"},
+	{"classify {\n  personal_max_hourly = -1\n}\n", 2, "personal_max_hourly"},
+	{"limit a {\n  hourly = 100000001\n}\n", 2, "limit a: hourly = 100000001: out of range 0..100000000"},
+	{"limit a {\n  burst = 100000001\n}\n", 2, "limit a: burst = 100000001: out of range"},
+	{"limit a {\n  network google {\n    hourly = 100000001\n  }\n}\n", 3,
+	 "limit a: network google: hourly = 100000001: out of range 0..100000000"},
+	{"limit a {\n  network google { burst = 9223372036854775807 }\n}\n", 2,
+	 "burst = 9223372036854775807: out of range"},
 	/* words */
 	{"mode = fast\n", 1, "fast"},
 	{"redis {\n  on_error = retry\n}\n", 2, "retry"},
@@ -682,6 +707,20 @@ static const struct bad_case errors[] = {
 	{"socket = \"inet:0@127.0.0.1\"\n", 1, "port"},
 	{"socket = \"inet:70000@127.0.0.1\"\n", 1, "port"},
 	{"socket = \"inet:smtp@127.0.0.1\"\n", 1, "port"},
+	/* a TCP socket on every interface only when asked for by name */
+	{"socket = \"inet:10025\"\n", 1,
+	 "no host: libmilter would listen on every interface"},
+	{"\nsocket = \"inet:10025\"\n", 2,
+	 "write inet:10025@127.0.0.1 (loopback) or inet:10025@ADDRESS of a private interface"},
+	{"socket = \"inet:8894\"\n", 1, "(inet:8894@0.0.0.0 if every interface is really meant)"},
+	{"socket = \"inet6:10025\"\n", 1, "write inet6:10025@::1 (loopback)"},
+	{"socket = \"inet6:10025\"\n", 1, "(inet6:10025@:: if every interface"},
+	{"socket = \"inet:10025@\"\n", 1, "needs a host after '@'"},
+	{"socket = \"inet:10025@ 127.0.0.1\"\n", 1, "without spaces"},
+	/* paths the daemon still finds after changing to / */
+	{"socket = \"unix:run/milter.sock\"\n", 1, "must be absolute"},
+	{"socket = \"local:milter.sock\"\n", 1, "must be absolute"},
+	{"\npid_file = \"run/milter.pid\"\n", 2, "pid_file 'run/milter.pid': the path must be absolute"},
 	{"socket_mode = \"0778\"\n", 1, "0778"},
 	{"socket_mode = \"1777\"\n", 1, "1777"},
 	{"socket_mode = \"\"\n", 1, "socket_mode"},
@@ -694,6 +733,84 @@ static const struct bad_case errors[] = {
 	/* rules that can never match */
 	{"limit a {\n  hourly = 5\n}\nlimit none {\n  classes = {}\n}\n", 4, "never match"},
 };
+
+/* every numeric option at both ends of its range loads, with that value */
+static void test_numeric_bounds(void **state)
+{
+	struct config *c;
+
+	(void)state;
+	c = load_clean("relationship_ttl = 36500\nrelationship_max = 1000000\n"
+		       "mx_cache_ttl = 604800\ndns_timeout_ms = 5000\n"
+		       "reservation_ttl = 3600\nlog_max_entries = 100000000\n"
+		       "redis { port = 65535; db = 65535; timeout_ms = 60000 }\n"
+		       "classify { personal_max_recipients = 1000000\n"
+		       "           personal_max_hourly = 10000; min_known_ratio = 1 }\n"
+		       "limit a { hourly = 100000000; burst = 100000000; burst_window = 3600\n"
+		       "          network b.example { hourly = 100000000; burst = 100000000 } }\n");
+	assert_int_equal(c->relationship_ttl, 36500);
+	assert_int_equal(c->relationship_max, 1000000);
+	assert_int_equal(c->mx_cache_ttl, 604800);
+	assert_int_equal(c->dns_timeout_ms, 5000);
+	assert_int_equal(c->reservation_ttl, 3600);
+	assert_int_equal(c->log_max_entries, 100000000);
+	assert_int_equal(c->redis.port, 65535);
+	assert_int_equal(c->redis.db, 65535);
+	assert_int_equal(c->redis.timeout_ms, 60000);
+	assert_int_equal(c->classify.personal_max_recipients, 1000000);
+	assert_int_equal(c->classify.personal_max_hourly, 10000);
+	assert_true(c->classify.min_known_ratio == 1.0);
+	assert_int_equal(c->limits[0].hourly, 100000000);
+	assert_int_equal(c->limits[0].burst, 100000000);
+	assert_int_equal(c->limits[0].burst_window, 3600);
+	assert_int_equal(c->limits[0].overrides[0].hourly, 100000000);
+	assert_int_equal(c->limits[0].overrides[0].burst, 100000000);
+	config_free(c);
+
+	c = load_clean("relationship_ttl = 1\nrelationship_max = 1\nmx_cache_ttl = 1\n"
+		       "dns_timeout_ms = 1\nreservation_ttl = 10\nlog_max_entries = 0\n"
+		       "redis { port = 1; db = 0; timeout_ms = 1 }\n"
+		       "classify { personal_max_recipients = 0; personal_max_hourly = 0\n"
+		       "           min_known_ratio = 0 }\n"
+		       "limit a { hourly = 0; burst = 0; burst_window = 1\n"
+		       "          network b.example { hourly = 0; burst = 0 } }\n");
+	assert_int_equal(c->relationship_ttl, 1);
+	assert_int_equal(c->relationship_max, 1);
+	assert_int_equal(c->mx_cache_ttl, 1);
+	assert_int_equal(c->dns_timeout_ms, 1);
+	assert_int_equal(c->reservation_ttl, 10);
+	assert_int_equal(c->log_max_entries, 0);
+	assert_int_equal(c->redis.port, 1);
+	assert_int_equal(c->redis.timeout_ms, 1);
+	assert_int_equal(c->classify.personal_max_hourly, 0);
+	assert_int_equal(c->limits[0].burst_window, 1);
+	assert_int_equal(c->limits[0].overrides[0].hourly, 0);
+	config_free(c);
+}
+
+/* sockets that say where they listen are accepted as written */
+static void test_explicit_sockets(void **state)
+{
+	static const char *const ok[] = {
+		"inet:10025@127.0.0.1", "inet:10025@0.0.0.0", "inet:10025@[192.0.2.1]",
+		"inet:10025@localhost", "inet6:10025@::1", "inet6:10025@::",
+		"inet6:10025@[::1]", "unix:/run/outbound-milter/milter.sock",
+		"local:/var/spool/postfix/outbound-milter/milter.sock",
+	};
+	char text[256];
+
+	(void)state;
+	for (size_t i = 0; i < N(ok); i++) {
+		struct config *c;
+
+		snprintf(text, sizeof(text), "socket = \"%s\"\n" LIMIT, ok[i]);
+		c = load_clean(text);
+		assert_string_equal(c->socket, ok[i]);
+		config_free(c);
+	}
+	/* no pid file at all is fine too */
+	config_free(load_clean("pid_file = \"\"\n" LIMIT));
+}
 
 /* comments before the problem must not shift its line (libconfuse 3.3 would) */
 static const char comment_prefix[] =
@@ -986,6 +1103,8 @@ int main(void)
 		cmocka_unit_test(test_values_and_syntax),
 		cmocka_unit_test(test_overrides_and_classes),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_numeric_bounds),
+		cmocka_unit_test(test_explicit_sockets),
 		cmocka_unit_test(test_warnings),
 		cmocka_unit_test(test_many_problems_sorted),
 		cmocka_unit_test(test_file_problems),
