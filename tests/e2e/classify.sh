@@ -52,45 +52,12 @@ ctl()
 	"$CTL" -c "$T/m.conf" "$@" >"$T/ctl.out" 2>&1
 }
 
-# send ID PORT FROM TO [swaks options]: one message tagged X-Test-Id: ID;
-# prints the queue id when the message was queued (250 after DATA)
-send()
-{
-	local id=$1 port=$2 from=$3 to=$4
-	shift 4
-	smtp_send "$T/$id.out" "$port" "$from" "$to" --header "X-Test-Id: $id" "$@"
-	smtp_data_reply "$T/$id.out" | sed -n 's/^250 .*queued as \([0-9A-F]*\).*/\1/p'
-}
-
-sink_has()
-{
-	[ -n "$(sink_file_by_id s "$1")" ]
-}
-
-# the X-Outbound-Class header(s) of message ID at the sink, waiting for it
-sink_class()
-{
-	local f
-	t_wait_until 20 sink_has "$1"
-	f=$(sink_file_by_id s "$1")
-	[ -n "$f" ] || { echo "(not delivered)"; return 0; }
-	sink_header "$f" X-Outbound-Class
-}
-
-# decision line of queue id QID in the milter log (without the prefix)
-decision()
-{
-	[ -n "$1" ] || { echo "(no queue id)"; return 0; }
-	t_wait_log "$mlog" "$1: class=" 5
-	grep -m1 "$1: class=" "$mlog" | sed 's/^.*'"$1"': //'
-}
-
 # 1. personal
-qid=$(send row1 "$OUT" personal@example.com friend@partner.example)
+qid=$(smtp_send_id row1 "$OUT" personal@example.com friend@partner.example)
 t_like "1: queued" "$qid" '^[0-9A-F]+$'
 t_is "1: delivered with X-Outbound-Class: personal, no counts (header_detail off)" \
-	"$(sink_class row1)" "personal"
-t_is "1: decision line" "$(decision "$qid")" \
+	"$(sink_class s row1)" "personal"
+t_is "1: decision line" "$(milter_decision "$mlog" "$qid")" \
 	"class=personal action=tag sender=personal@example.com client=127.0.0.1 rcpts=1 known=0 velocity=1 tempfailed=0 networks=partner.example:1 mode=enforce reasons=-"
 
 # 2. 20 recipients nobody knows, no List-Unsubscribe: held
@@ -99,7 +66,7 @@ twenty=$( (for i in $(seq 1 10); do echo "sub$i@gmail.com"; done
 	for i in $(seq 11 20); do echo "sub$i@yahoo.com"; done))
 to20=$(paste -sd, <<<"$twenty")
 SR=rcpt-count,unknown-recipients,no-unsubscribe,no-one-click
-qid2=$(send row2 "$OUT" "$NEWS" "$to20")
+qid2=$(smtp_send_id row2 "$OUT" "$NEWS" "$to20")
 t_like "2: accepted (250 after DATA)" "$qid2" '^[0-9A-F]+$'
 t_is "2: all 20 recipients got 250" "$(smtp_rcpt_replies "$T/row2.out" | grep -c ' 250 ')" 20
 t_is "2: postqueue -j shows it in the hold queue" "$(pf_queue_name a "$qid2")" hold
@@ -110,7 +77,7 @@ t_is "2: postqueue -j lists its 20 recipients" \
 # line and in the held message's class header
 t_file_like "2: Postfix logs milter-hold" "$maillog" \
 	"$qid2: milter-hold: END-OF-MESSAGE from [^ ]*: milter triggers HOLD action; from=<$NEWS>"
-t_is "2: decision line" "$(decision "$qid2" | sed 's/networks=[^ ]* //')" \
+t_is "2: decision line" "$(milter_decision "$mlog" "$qid2" | sed 's/networks=[^ ]* //')" \
 	"class=spam-risk action=hold sender=$NEWS client=127.0.0.1 rcpts=20 known=0 velocity=20 tempfailed=0 mode=enforce reasons=$SR"
 t_is "2: the held message carries the class header" \
 	"$(postcat -c "$(pf_conf a)" -hq "$qid2" 2>/dev/null | sed -n 's/^X-Outbound-Class: //p')" \
@@ -122,34 +89,34 @@ ctl rel import "$NEWS" "$T/subscribers.txt"
 t_is "3: outboundctl rel import exits 0" "$?" 0
 t_diag "$(head -n 5 "$T/ctl.out")"
 t_is "3: Redis holds the 20 relationships" "$(redis_zcard "obm:{s:$NEWS}:rel")" 20
-qid3=$(send row3 "$OUT" "$NEWS" "$to20" --header 'List-Unsubscribe: <mailto:unsub@example.com>' \
+qid3=$(smtp_send_id row3 "$OUT" "$NEWS" "$to20" --header 'List-Unsubscribe: <mailto:unsub@example.com>' \
 	--header "From: Example News <$NEWS>")
 t_like "3: queued" "$qid3" '^[0-9A-F]+$'
-t_is "3: delivered as bulk, with its reasons and no counts" "$(sink_class row3)" \
+t_is "3: delivered as bulk, with its reasons and no counts" "$(sink_class s row3)" \
 	"bulk; reasons=rcpt-count,list-unsubscribe,no-one-click"
 t_is "3: the sink got all 20 recipients" \
 	"$(grep -c '^X-Rcpt-Args:' "$(sink_file_by_id s row3)" 2>/dev/null)" 20
-t_like "3: decision line" "$(decision "$qid3")" \
+t_like "3: decision line" "$(milter_decision "$mlog" "$qid3")" \
 	"^class=bulk action=tag sender=$NEWS client=127.0.0.1 rcpts=20 known=20 velocity=20 tempfailed=0 networks=[^ ]+ mode=enforce reasons=rcpt-count,list-unsubscribe,no-one-click$"
 t_is "3: the held message of row 2 did not arrive" "$(sink_file_by_id s row2)" ""
 
 # 4. inbound mail teaches; the reply is personal with known=1
-qid4=$(send row4-in "$IN" bob@partner.example alice@example.com)
+qid4=$(smtp_send_id row4-in "$IN" bob@partner.example alice@example.com)
 t_like "4: inbound message queued" "$qid4" '^[0-9A-F]+$'
-t_is "4: inbound message delivered without a class header" "$(sink_class row4-in)" ""
+t_is "4: inbound message delivered without a class header" "$(sink_class s row4-in)" ""
 t_ok "4: bob@partner.example is known to alice@example.com" \
 	test -n "$(rcli zscore 'obm:{s:alice@example.com}:rel' bob@partner.example)"
 t_is "4: inbound mail has no decision line" "$(grep -c "$qid4: class=" "$mlog")" 0
-qid4r=$(send row4-reply "$OUT" alice@example.com bob@partner.example)
-t_is "4: alice's reply is personal" "$(sink_class row4-reply)" "personal"
-t_like "4: reply decision line" "$(decision "$qid4r")" \
+qid4r=$(smtp_send_id row4-reply "$OUT" alice@example.com bob@partner.example)
+t_is "4: alice's reply is personal" "$(sink_class s row4-reply)" "personal"
+t_like "4: reply decision line" "$(milter_decision "$mlog" "$qid4r")" \
 	'^class=personal action=tag sender=alice@example.com .* known=1 velocity=1 '
 
 # 5. a forged class header is replaced
-qid5=$(send row5 "$OUT" forger@example.com friend@partner.example \
+qid5=$(smtp_send_id row5 "$OUT" forger@example.com friend@partner.example \
 	--add-header 'X-Outbound-Class: personal' --add-header 'x-outbound-class: bulk; forged=yes')
 t_like "5: queued" "$qid5" '^[0-9A-F]+$'
-t_is "5: exactly one X-Outbound-Class header at the sink, ours" "$(sink_class row5)" \
+t_is "5: exactly one X-Outbound-Class header at the sink, ours" "$(sink_class s row5)" \
 	"personal"
 t_is "5: swaks did send the two forged headers" \
 	"$(grep -ci '^ -> x-outbound-class:' "$T/row5.out")" 2
@@ -160,7 +127,7 @@ ctl block "$B" --reason "compromised account"
 t_is "6: outboundctl block exits 0" "$?" 0
 t_diag "$(head -n 5 "$T/ctl.out")"
 t_ok "6: the block is in Redis" test "$(rcli exists "obm:{s:$B}:block")" = 1
-qid6=$(send row6-blocked "$OUT" "$B" friend@partner.example)
+qid6=$(smtp_send_id row6-blocked "$OUT" "$B" friend@partner.example)
 t_like "6: accepted (250 after DATA)" "$qid6" '^[0-9A-F]+$'
 t_is "6: blocked sender's message is in the hold queue" "$(pf_queue_name a "$qid6")" hold
 t_file_like "6: Postfix logs milter-hold" "$maillog" \
@@ -168,13 +135,13 @@ t_file_like "6: Postfix logs milter-hold" "$maillog" \
 t_is "6: the held message's class header gives the reason blocked" \
 	"$(postcat -c "$(pf_conf a)" -hq "$qid6" 2>/dev/null | sed -n 's/^X-Outbound-Class: //p')" \
 	"spam-risk; reasons=blocked"
-t_like "6: decision line" "$(decision "$qid6")" \
+t_like "6: decision line" "$(milter_decision "$mlog" "$qid6")" \
 	"^class=spam-risk action=hold sender=$B .* reasons=blocked$"
 ctl unblock "$B"
 t_is "6: outboundctl unblock exits 0" "$?" 0
 t_is "6: the block is gone from Redis" "$(rcli exists "obm:{s:$B}:block")" 0
-qid6b=$(send row6-unblocked "$OUT" "$B" friend@partner.example)
-t_is "6: after unblock the message is delivered as personal" "$(sink_class row6-unblocked)" \
+qid6b=$(smtp_send_id row6-unblocked "$OUT" "$B" friend@partner.example)
+t_is "6: after unblock the message is delivered as personal" "$(sink_class s row6-unblocked)" \
 	"personal"
 t_is "6: after unblock: not in any queue" "$(pf_queue_name a "$qid6b")" ""
 t_is "6: the blocked message did not arrive" "$(sink_file_by_id s row6-blocked)" ""

@@ -56,21 +56,6 @@ ctl()
 	OUT=$(cat "$T/ctl.out")
 }
 
-# jq_py EXPR: a value of the JSON in $OUT, by a Python expression on d
-jq_py()
-{
-	printf '%s' "$OUT" | python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"
-}
-
-# send ID PORT FROM TO [swaks options]: one message; prints the queue id
-send()
-{
-	local id=$1 port=$2 from=$3 to=$4
-	shift 4
-	smtp_send "$T/$id.out" "$port" "$from" "$to" --header "X-Test-Id: $id" "$@"
-	smtp_data_reply "$T/$id.out" | sed -n 's/^250 .*queued as \([0-9A-F]*\).*/\1/p'
-}
-
 # queue_gone MTA QID: the message left the queue (delivered)
 queue_gone()
 {
@@ -95,7 +80,7 @@ for id in 1 2 3; do
 	2) to=friend2@partner.example ;;
 	3) to=friend3@yahoo.com ;;
 	esac
-	qid=$(send "personal$id" "$OUT_A" "$P" "$to")
+	qid=$(smtp_send_id "personal$id" "$OUT_A" "$P" "$to")
 	t_like "personal $id: queued" "$qid" '^[0-9A-F]+$'
 done
 
@@ -105,7 +90,7 @@ tr ',' '\n' <<<"$subs" >"$T/subs.txt"
 ctl rel import "$NEWS" "$T/subs.txt"
 t_is "bulk: relationships imported" "$RC" 0
 for id in 1 2; do
-	qid=$(send "bulk$id" "$OUT_A" "$NEWS" "$subs" \
+	qid=$(smtp_send_id "bulk$id" "$OUT_A" "$NEWS" "$subs" \
 		--header 'List-Unsubscribe: <mailto:unsub@example.com>' \
 		--header "From: News <$NEWS>")
 	t_like "bulk $id: queued" "$qid" '^[0-9A-F]+$'
@@ -114,7 +99,7 @@ done
 RISKY=risky@example.com
 for id in 1 2; do
 	# two networks: 12 on one would go over the burst limit of 10
-	qid=$(send "risky$id" "$OUT_A" "$RISKY" "$(list "r" 6 "example$id.net")")
+	qid=$(smtp_send_id "risky$id" "$OUT_A" "$RISKY" "$(list "r" 6 "example$id.net")")
 	t_like "spam-risk $id: queued" "$qid" '^[0-9A-F]+$'
 	t_is "spam-risk $id: on hold" "$(pf_queue_name a "$qid")" hold
 done
@@ -123,7 +108,7 @@ BURST=burst@example.com
 burst_to=$(list b 13 gmail.com)
 tr ',' '\n' <<<"$burst_to" >"$T/burst.txt"
 ctl rel import "$BURST" "$T/burst.txt"
-BQID=$(send burst "$OUT_A" "$BURST" "$burst_to" \
+BQID=$(smtp_send_id burst "$OUT_A" "$BURST" "$burst_to" \
 	--header 'List-Unsubscribe: <mailto:unsub@example.com>' --header "From: <$BURST>")
 t_like "burst: queued" "$BQID" '^[0-9A-F]+$'
 replies=$(smtp_rcpt_replies "$T/burst.out")
@@ -133,50 +118,50 @@ t_is "burst: 3 tempfailed with 451 4.7.1" "$(grep -c ' 451 4\.7\.1 ' <<<"$replie
 # counters are written with the end of each transaction: all there now
 ctl stats --json
 t_is "stats --json: exit 0" "$RC" 0
-t_is "stats --json: the hour bucket" "$(jq_py "d['hour']")" "$HOUR"
+t_is "stats --json: the hour bucket" "$(t_json "$OUT" "d['hour']")" "$HOUR"
 t_is "stats --json: messages and recipients per class" \
-	"$(jq_py "' '.join('%s=%d/%d' % (k, v['messages'], v['recipients']) for k, v in d['classes'].items())")" \
+	"$(t_json "$OUT" "' '.join('%s=%d/%d' % (k, v['messages'], v['recipients']) for k, v in d['classes'].items())")" \
 	"personal=3/3 bulk=3/30 spam-risk=2/12 unknown=0/0"
 t_is "stats --json: actions" \
-	"$(jq_py "' '.join('%s=%d' % kv for kv in d['actions'].items())")" \
+	"$(t_json "$OUT" "' '.join('%s=%d' % kv for kv in d['actions'].items())")" \
 	"accept=0 tag=6 hold=2 tempfail=0 reject=0"
 t_is "stats --json: networks accepted/tempfailed" \
-	"$(jq_py "' '.join('%s=%d/%d' % (n['network'], n['accepted'], n['tempfailed']) for n in d['networks'])")" \
+	"$(t_json "$OUT" "' '.join('%s=%d/%d' % (n['network'], n['accepted'], n['tempfailed']) for n in d['networks'])")" \
 	"google=20/3 yahoo=11/0 example1.net=6/0 example2.net=6/0 partner.example=2/0"
 t_is "stats --json: google at its burst limit" \
-	"$(jq_py "[(l['rule'], l['burst']['used'], l['burst']['limit']) for n in d['networks'] if n['network'] == 'google' for l in n['limits']]")" \
+	"$(t_json "$OUT" "[(l['rule'], l['burst']['used'], l['burst']['limit']) for n in d['networks'] if n['network'] == 'google' for l in n['limits']]")" \
 	"[('per-sender', 10, 10)]"
 t_is "stats --json: top senders" \
-	"$(jq_py "' '.join('%s=%d' % (s['sender'], s['recipients']) for s in d['top_senders'])")" \
+	"$(t_json "$OUT" "' '.join('%s=%d' % (s['sender'], s['recipients']) for s in d['top_senders'])")" \
 	"news@example.com=20 risky@example.com=12 burst@example.com=10 pers@example.com=3"
 
 ctl sender BURST+x@Example.COM --json
 t_is "sender --json: exit 0" "$RC" 0
 t_is "sender --json burst: this hour" \
-	"$(jq_py "[d['this_hour'][k] for k in ('messages', 'sent', 'recipients', 'held', 'refused', 'tempfailed')]")" \
+	"$(t_json "$OUT" "[d['this_hour'][k] for k in ('messages', 'sent', 'recipients', 'held', 'refused', 'tempfailed')]")" \
 	"[1, 1, 10, 0, 0, 3]"
 t_is "sender --json burst: class and network" \
-	"$(jq_py "(d['this_hour']['classes']['bulk'], d['this_hour']['networks'], d['last_24h']['recipients'])")" \
+	"$(t_json "$OUT" "(d['this_hour']['classes']['bulk'], d['this_hour']['networks'], d['last_24h']['recipients'])")" \
 	"(1, {'google': 10}, 10)"
-t_is "sender --json burst: velocity" "$(jq_py "d['velocity']")" 10
+t_is "sender --json burst: velocity" "$(t_json "$OUT" "d['velocity']")" 10
 t_is "sender --json burst: its window on google" \
-	"$(jq_py "[(l['network'], l['rule'], l['hourly']['used'], l['hourly']['limit'], l['burst']['used']) for l in d['limits']]")" \
+	"$(t_json "$OUT" "[(l['network'], l['rule'], l['hourly']['used'], l['hourly']['limit'], l['burst']['used']) for l in d['limits']]")" \
 	"[('google', 'per-sender', 10, 1000, 10)]"
 t_is "sender --json burst: decisions (3 tempfails, then the message)" \
-	"$(jq_py "' '.join(e['type'] + ':' + e['qid'] for e in d['decisions'])")" \
+	"$(t_json "$OUT" "' '.join(e['type'] + ':' + e['qid'] for e in d['decisions'])")" \
 	"tempfail:$BQID tempfail:$BQID tempfail:$BQID message:$BQID"
 ctl sender "$RISKY" --json
 t_is "sender --json risky: held and sent" \
-	"$(jq_py "[d['this_hour'][k] for k in ('messages', 'sent', 'recipients', 'held')] + [d['this_hour']['classes']['spam-risk'], d['this_hour']['networks']]")" \
+	"$(t_json "$OUT" "[d['this_hour'][k] for k in ('messages', 'sent', 'recipients', 'held')] + [d['this_hour']['classes']['spam-risk'], d['this_hour']['networks']]")" \
 	"[2, 2, 12, 2, 2, {'example1.net': 6, 'example2.net': 6}]"
 ctl sender "$P" --json
 t_is "sender --json personal: networks" \
-	"$(jq_py "(d['this_hour']['messages'], d['this_hour']['classes']['personal'], d['this_hour']['networks'])")" \
+	"$(t_json "$OUT" "(d['this_hour']['messages'], d['this_hour']['classes']['personal'], d['this_hour']['networks'])")" \
 	"(3, 3, {'partner.example': 2, 'yahoo': 1})"
 
 ctl log --json
-t_is "log --json: 8 message entries" "$(jq_py "sum(e['type'] == 'message' for e in d)")" 8
-t_is "log --json: 3 tempfail entries" "$(jq_py "sum(e['type'] == 'tempfail' for e in d)")" 3
+t_is "log --json: 8 message entries" "$(t_json "$OUT" "sum(e['type'] == 'message' for e in d)")" 8
+t_is "log --json: 3 tempfail entries" "$(t_json "$OUT" "sum(e['type'] == 'tempfail' for e in d)")" 3
 ctl log --queue-id "$BQID"
 t_like "log --queue-id: a tempfail line" "$OUT" \
 	" $BQID tempfail sender=burst@example.com client=127\.0\.0\.1 rcpt=b1[123]@gmail\.com network=google rule=per-sender limit=burst used=10/10 window=60s mode=enforce"
@@ -242,24 +227,24 @@ milter_start m2 "$T/m2.conf" "inet:$mport@127.0.0.1"
 pf_setup b s "inet:127.0.0.1:$mport" tempfail
 pf_start b
 V=victim@example.com
-qid=$(send victim1 "${PF_OUT[b]}" "$V" friend@partner.example)
+qid=$(smtp_send_id victim1 "${PF_OUT[b]}" "$V" friend@partner.example)
 t_like "victim: delivered through MTA b before the block" "$qid" '^[0-9A-F]+$'
 t_wait_until 10 queue_gone b "$qid"
 t_is "victim: delivered before the block" "$(pf_queue_name b "$qid")" ""
 ctl block "$V" --reason "compromised at 3 a.m." --ttl 1h
 t_is "block: exit 0" "$RC" 0
-qid=$(send victim2 "${PF_OUT[b]}" "$V" friend@partner.example)
+qid=$(smtp_send_id victim2 "${PF_OUT[b]}" "$V" friend@partner.example)
 t_is "block: the next message through the other milter is held" "$(pf_queue_name b "$qid")" hold
 ctl log --sender "$V" --count 1
 t_like "block: its decision says blocked" "$OUT" \
 	" $qid class=spam-risk action=hold sender=$V .* reasons=blocked$"
-qid=$(send victim3 "$OUT_A" "$V" friend@partner.example)
+qid=$(smtp_send_id victim3 "$OUT_A" "$V" friend@partner.example)
 t_is "block: held through the first milter too" "$(pf_queue_name a "$qid")" hold
 ctl sender "$V"
 t_like "sender: the block, its reason and TTL" "$OUT" \
 	'block: +blocked \(reason: compromised at 3 a\.m\.\), expires in (59m[0-9]{2}s|1h00m)'
 ctl unblock "$V"
-qid=$(send victim4 "${PF_OUT[b]}" "$V" friend@partner.example)
+qid=$(smtp_send_id victim4 "${PF_OUT[b]}" "$V" friend@partner.example)
 t_wait_until 10 queue_gone b "$qid"
 t_is "unblock: delivered again" "$(pf_queue_name b "$qid")" ""
 
@@ -303,10 +288,10 @@ t_is "long run: the over-limit senders gave up at a 451" \
 	"$(cat "$T"/load5[6-9].out "$T/load60.out" | grep -c 'recipient rejected: 451 4\.7\.1')" 5
 ctl stats --json
 # 8 + 4 messages before, 40 * 6 + 10 * 3 + 5 now
-t_is "long run: every message counted" "$(jq_py "d['messages']")" 287
+t_is "long run: every message counted" "$(t_json "$OUT" "d['messages']")" 287
 # 3 before, and one 451 for each of the 5 aborted transactions
 t_is "long run: every tempfail counted, aborted transactions too" \
-	"$(jq_py "sum(n['tempfailed'] for n in d['networks'])")" 8
+	"$(t_json "$OUT" "sum(n['tempfailed'] for n in d['networks'])")" 8
 keys=$(rcli --scan --pattern '*' | sort)
 t_ge "long run: keys to look at" "$(grep -c . <<<"$keys")" 50
 no_ttl=""

@@ -77,21 +77,6 @@ ctl()
 	OUT=$("$CTL" -c "$T/m.conf" "$@" 2>&1)
 }
 
-jq_py()
-{
-	printf '%s' "$OUT" | python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"
-}
-
-# send ID PORT FROM TO [swaks options]: one message tagged X-Test-Id: ID,
-# transcript in $T/ID.out; prints the queue id when it was queued
-send()
-{
-	local id=$1 port=$2 from=$3 to=$4
-	shift 4
-	smtp_send "$T/$id.out" "$port" "$from" "$to" --header "X-Test-Id: $id" "$@"
-	smtp_data_reply "$T/$id.out" | sed -n 's/^250 .*queued as \([0-9A-F]*\).*/\1/p'
-}
-
 # auth USER: the swaks options of a SASL login (the password is pw-USER)
 auth()
 {
@@ -103,13 +88,13 @@ send_auth()
 {
 	local id=$1 user=$2 from=$3 to=$4 opts
 	mapfile -t opts < <(auth "$user")
-	send "$id" "$SASL" "$from" "$to" "${opts[@]}"
+	smtp_send_id "$id" "$SASL" "$from" "$to" "${opts[@]}"
 }
 
 # trusted ID FROM TO: send ID unauthenticated on the inbound port from 127.0.0.2
 trusted()
 {
-	send "$1" "$IN" "$2" "$3" --local-interface 127.0.0.2
+	smtp_send_id "$1" "$IN" "$2" "$3" --local-interface 127.0.0.2
 }
 
 # four PREFIX DOMAIN: PREFIX1@DOMAIN,...,PREFIX4@DOMAIN
@@ -150,38 +135,15 @@ t_unlimited()
 		"$(printf '%s\n' "${p}1@$dom" "${p}2@$dom" "${p}3@$dom" "${p}4@$dom")"
 }
 
-sink_has()
-{
-	[ -n "$(sink_file_by_id s "$1")" ]
-}
-
 # sink_rcpts_of ID: recipients of message ID at the sink, sorted (waits
 # for it)
 sink_rcpts_of()
 {
 	local f
-	t_wait_until 20 sink_has "$1"
+	t_wait_until 20 sink_has s "$1"
 	f=$(sink_file_by_id s "$1")
 	[ -n "$f" ] || { echo "(not delivered)"; return 0; }
 	sed -n 's/^X-Rcpt-Args: *<\{0,1\}\([^ >]*\).*/\1/p' "$f" | sort
-}
-
-# sink_class ID: the X-Outbound-Class header(s) of message ID at the sink
-sink_class()
-{
-	local f
-	t_wait_until 20 sink_has "$1"
-	f=$(sink_file_by_id s "$1")
-	[ -n "$f" ] || { echo "(not delivered)"; return 0; }
-	sink_header "$f" X-Outbound-Class
-}
-
-# decision QID: the milter's decision line of that message (without prefix)
-decision()
-{
-	[ -n "$1" ] || { echo "(no queue id)"; return 0; }
-	t_wait_log "$mlog" "$1: class=" 5
-	grep -m1 "$1: class=" "$mlog" | sed 's/^.*'"$1"': //'
 }
 
 # window RULE NET SCOPE: units in that rate window
@@ -203,7 +165,7 @@ if [ -z "$qid" ]; then
 fi
 t_file_like "0: Postfix logs the SASL login on the message" "$maillog" \
 	"$qid: client=[^ ]*\[127\.0\.0\.1\], sasl_method=PLAIN, sasl_username=carol$"
-t_like "0: the milter sees the login as the sender identity" "$(decision "$qid")" \
+t_like "0: the milter sees the login as the sender identity" "$(milter_decision "$mlog" "$qid")" \
 	'^class=personal action=tag sender=carol client=127\.0\.0\.1 rcpts=1 '
 smtp_send "$T/c0-bad.out" "$SASL" carol@example.com u1@gmail.com \
 	--auth LOGIN --auth-user carol --auth-password wrong
@@ -211,18 +173,18 @@ t_like "0: AUTH LOGIN with a wrong password is refused (535)" \
 	"$(grep -m1 -E '^(<-|<\*\*) +(235|535|454) ' "$T/c0-bad.out")" '^<\*\* +535 5\.7\.8 '
 t_file_like "0: Postfix logs the failed login" "$maillog" \
 	'SASL LOGIN authentication failed: .*sasl_username=carol'
-send c0-relay "$SASL" carol@example.com u1@gmail.com >/dev/null
+smtp_send_id c0-relay "$SASL" carol@example.com u1@gmail.com >/dev/null
 t_like "0: unauthenticated relay on the SASL port: Postfix says 554 5.7.1" \
 	"$(smtp_rcpt_replies "$T/c0-relay.out")" '^u1@gmail.com 554 5\.7\.1 .*Relay access denied'
-qid=$(send c0-unauth "$SASL" someone@example.org "$(four p partner.example)")
+qid=$(smtp_send_id c0-unauth "$SASL" someone@example.org "$(four p partner.example)")
 t_like "0: unauthenticated mail to a relay domain on the SASL port is queued" "$qid" '^[0-9A-F]+$'
 t_unlimited c0-unauth p partner.example
-t_is "0: ... it is inbound for the milter: no class header" "$(sink_class c0-unauth)" ""
+t_is "0: ... it is inbound for the milter: no class header" "$(sink_class s c0-unauth)" ""
 t_is "0: ... and no decision line" "$(grep -c "$qid: class=" "$mlog")" 0
-send c0-in-null "$IN" '<>' "$(four in gmail.com)" >/dev/null
+smtp_send_id c0-in-null "$IN" '<>' "$(four in gmail.com)" >/dev/null
 t_unlimited c0-in-null in gmail.com
 t_is "0: <> from 127.0.0.1 on the inbound port is inbound: no class header" \
-	"$(sink_class c0-in-null)" ""
+	"$(sink_class s c0-in-null)" ""
 
 # ---- 1. control: an authenticated user with its own address ---------------------
 qid=$(send_auth c1-carol carol carol@example.com "$(four c gmail.com)")
@@ -231,7 +193,7 @@ t_limited c1-carol google c gmail.com
 t_is "1: carol's window is the login's: 3 units" "$(window per-sender google carol)" 3
 t_is "1: no window for the envelope address" \
 	"$(redis_keys 'obm:*:w:*:carol@example.com')" ""
-t_is "1: delivered as personal" "$(sink_class c1-carol)" \
+t_is "1: delivered as personal" "$(sink_class s c1-carol)" \
 	"personal; rcpts=3; known=0; velocity=4"
 
 # ---- 2. an authenticated user sending as <> ---------------------------------------
@@ -242,14 +204,14 @@ t_file_like "2: Postfix logs alice's login on it" "$maillog" \
 t_limited c2-alice-null google n gmail.com
 t_is "2: the <> units are in alice's window" "$(window per-sender google alice)" 3
 t_is "2: delivered as personal, recipients looked up and counted" \
-	"$(sink_class c2-alice-null)" "personal; rcpts=3; known=0; velocity=3"
-t_like "2: decision line names alice" "$(decision "$qid")" \
+	"$(sink_class s c2-alice-null)" "personal; rcpts=3; known=0; velocity=3"
+t_like "2: decision line names alice" "$(milter_decision "$mlog" "$qid")" \
 	'^class=personal action=tag sender=alice client=127\.0\.0\.1 rcpts=3 known=0 velocity=3 tempfailed=1 '
 ctl sender alice --json
 t_is "2: outboundctl sender alice: its window on google" \
-	"$(jq_py "[(l['network'], l['rule'], l['burst']['used'], l['burst']['limit']) for l in d['limits']]" 2>&1)" \
+	"$(t_json "$OUT" "[(l['network'], l['rule'], l['burst']['used'], l['burst']['limit']) for l in d['limits']]" 2>&1)" \
 	"[('google', 'per-sender', 3, 3)]"
-t_is "2: outboundctl sender alice: velocity" "$(jq_py "d['velocity']" 2>&1)" 3
+t_is "2: outboundctl sender alice: velocity" "$(t_json "$OUT" "d['velocity']" 2>&1)" 3
 # the same user with an address right after: the window is full
 send_auth c2-alice-addr alice alice@example.com "n5@gmail.com,y1@yahoo.com" >/dev/null
 r=$(smtp_rcpt_replies "$T/c2-alice-addr.out")
@@ -270,7 +232,7 @@ qid=$(send_auth c3-bob-null bob '<>' friend@partner.example)
 t_auth_ok c3-bob-null bob
 t_like "3: blocked bob as <> is refused 550 5.7.1 (blocked)" \
 	"$(smtp_data_reply "$T/c3-bob-null.out")" '^550 5\.7\.1 Message classified spam-risk \(blocked\)'
-[ -n "$qid" ] && t_diag "bob's <> message was queued as $qid: $(decision "$qid")"
+[ -n "$qid" ] && t_diag "bob's <> message was queued as $qid: $(milter_decision "$mlog" "$qid")"
 ctl block shared@example.com
 t_like "3: outboundctl block shared@example.com" "$OUT" '^shared@example.com: blocked'
 send_auth c3-erin-shared erin shared@example.com friend@partner.example >/dev/null
@@ -278,7 +240,7 @@ t_like "3: erin sending as the blocked shared@example.com is refused 550 5.7.1" 
 	"$(smtp_data_reply "$T/c3-erin-shared.out")" '^550 5\.7\.1 Message classified spam-risk \(blocked\)'
 qid=$(send_auth c3-erin-own erin erin@example.com friend@partner.example)
 t_like "3: control: erin as erin@example.com is queued" "$qid" '^[0-9A-F]+$'
-t_is "3: ... and delivered as personal" "$(sink_class c3-erin-own)" \
+t_is "3: ... and delivered as personal" "$(sink_class s c3-erin-own)" \
 	"personal; rcpts=1; known=0; velocity=1"
 
 # ---- 4. an authenticated user borrowing an exempt envelope sender ------------------
@@ -300,7 +262,7 @@ t_auth_ok c4-svc svc@example.com
 t_unlimited c4-svc s gmail.com
 t_is "4: control: no window for the exempt login" \
 	"$(redis_keys 'obm:*:w:*:svc@example.com')" ""
-t_like "4: control: decision line names the login and limited=no" "$(decision "$qid")" \
+t_like "4: control: decision line names the login and limited=no" "$(milter_decision "$mlog" "$qid")" \
 	'^class=personal action=tag sender=svc@example\.com client=127\.0\.0\.1 rcpts=4 .* limited=no$'
 
 # ---- 5. unauthenticated, trusted network -----------------------------------------
@@ -308,14 +270,14 @@ qid=$(trusted c5-ops ops@example.com "$(four o gmail.com)")
 t_like "5: control: ops@example.com from 127.0.0.2 is queued" "$qid" '^[0-9A-F]+$'
 t_limited c5-ops google o gmail.com
 t_is "5: control: ops@example.com's window" "$(window per-sender google ops@example.com)" 3
-t_like "5: control: it is outbound (classified, client 127.0.0.2)" "$(decision "$qid")" \
+t_like "5: control: it is outbound (classified, client 127.0.0.2)" "$(milter_decision "$mlog" "$qid")" \
 	'^class=personal action=tag sender=ops@example\.com client=127\.0\.0\.2 rcpts=3 '
 qid=$(trusted c5-alerts alerts@example.com "$(four a gmail.com)")
 t_like "5: alerts@example.com from 127.0.0.2 is queued" "$qid" '^[0-9A-F]+$'
 t_unlimited c5-alerts a gmail.com
-t_is "5: alerts@example.com is outbound: classified" "$(sink_class c5-alerts)" \
+t_is "5: alerts@example.com is outbound: classified" "$(sink_class s c5-alerts)" \
 	"personal; rcpts=4; known=0; velocity=4"
-t_like "5: decision line: alerts@example.com from 127.0.0.2, limited=no" "$(decision "$qid")" \
+t_like "5: decision line: alerts@example.com from 127.0.0.2, limited=no" "$(milter_decision "$mlog" "$qid")" \
 	'^class=personal action=tag sender=alerts@example\.com client=127\.0\.0\.2 rcpts=4 .* limited=no$'
 qid=$(trusted c5-bulk news@bulk.example "$(four b yahoo.com)")
 t_like "5: news@bulk.example from 127.0.0.2 is queued" "$qid" '^[0-9A-F]+$'
@@ -329,7 +291,7 @@ t_like "6: <> from 127.0.0.2 is queued" "$qid" '^[0-9A-F]+$'
 t_limited c6-null google z gmail.com
 t_is "6: the units are the client address's" "$(window per-sender google 127.0.0.2)" 3
 t_is "6: no window named <>" "$(redis_keys 'obm:*:w:*:<>')" ""
-t_is "6: delivered as personal, counted" "$(sink_class c6-null)" \
+t_is "6: delivered as personal, counted" "$(sink_class s c6-null)" \
 	"personal; rcpts=3; known=0; velocity=3"
 
 # ---- what arrived -----------------------------------------------------------------

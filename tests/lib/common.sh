@@ -394,6 +394,13 @@ t_wait_log()
 	t_wait_until "${3:-10}" t_grep_q "$1" "$2"
 }
 
+# t_json TEXT EXPR: a value of the JSON document TEXT, by a Python
+# expression on d
+t_json()
+{
+	printf '%s' "$1" | python3 -c "import json, sys; d = json.load(sys.stdin); print($2)"
+}
+
 t_count_ge()
 {
 	[ "$(t_count "$1" "$2")" -ge "$3" ]

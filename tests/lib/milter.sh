@@ -7,6 +7,7 @@
 #	milter_stop NAME		SIGTERM; asserts it exits 0 within 5 s and
 #					that its log has no sanitizer report
 #	milter_log NAME			path of its log
+#	milter_decision LOG QID		the decision line of QID in LOG
 #	mt_run NAME SCRIPT [VAR=VALUE...]	run a miltertest script against the
 #					milter named by VAR sock=..., adding its
 #					ok/not ok lines to this test's counts
@@ -97,6 +98,15 @@ $MC_LIMIT_EXTRA
 }
 $MC_EXTRA
 EOF
+}
+
+# milter_decision LOG QID: the decision line of queue id QID in LOG,
+# without its prefix (waits up to 5 s for it)
+milter_decision()
+{
+	[ -n "$2" ] || { echo "(no queue id)"; return 0; }
+	t_wait_log "$1" "$2: class=" 5
+	grep -m1 "$2: class=" "$1" | sed 's/^.*'"$2"': //'
 }
 
 milter_log()

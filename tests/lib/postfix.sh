@@ -38,6 +38,11 @@
 #	smtp_send OUTFILE PORT FROM TO[,TO...] [swaks options...]
 #					one message through swaks; the transcript
 #					goes to OUTFILE, the exit status is swaks'
+#	smtp_send_id ID PORT FROM TO [swaks options...]
+#					the same tagged X-Test-Id: ID, to $T/ID.out;
+#					prints the queue id when queued
+#	sink_has NAME ID / sink_class NAME ID
+#					message ID arrived / its class header
 #
 # Needs common.sh sourced and t_init called first; run as root.
 
@@ -426,6 +431,34 @@ smtp_send()
 
 # swaks transcript helpers: the server replies to each RCPT, and the final
 # reply to the message
+# smtp_send_id ID PORT FROM TO [swaks options]: one message tagged
+# X-Test-Id: ID, transcript in $T/ID.out; prints the queue id when it was
+# queued (250 after DATA)
+smtp_send_id()
+{
+	local id=$1 port=$2 from=$3 to=$4
+	shift 4
+	smtp_send "$T/$id.out" "$port" "$from" "$to" --header "X-Test-Id: $id" "$@"
+	smtp_data_reply "$T/$id.out" | sed -n 's/^250 .*queued as \([0-9A-F]*\).*/\1/p'
+}
+
+# sink_has NAME ID: sink NAME got the message tagged X-Test-Id: ID
+sink_has()
+{
+	[ -n "$(sink_file_by_id "$1" "$2")" ]
+}
+
+# sink_class NAME ID: the X-Outbound-Class header(s) of message ID at sink
+# NAME, waiting for it up to 20 s ("(not delivered)" if it never came)
+sink_class()
+{
+	local f
+	t_wait_until 20 sink_has "$1" "$2"
+	f=$(sink_file_by_id "$1" "$2")
+	[ -n "$f" ] || { echo "(not delivered)"; return 0; }
+	sink_header "$f" X-Outbound-Class
+}
+
 # smtp_rcpt_replies OUT: "ADDR CODE TEXT" per recipient, in order
 smtp_rcpt_replies()
 {
