@@ -1,6 +1,7 @@
 /*
  * log.h - syslog (facility mail, ident outbound-milter), optionally copied
- * to stderr; every line starts with the queue id like Postfix's own.
+ * to stderr; every line starts with the queue id like Postfix's own
+ * (quoted by the rule below should it ever need it).
  *
  * Lines are key=value fields separated by one space. A value that comes
  * from outside (an address, a header, a domain) goes through log_quote, so

@@ -118,7 +118,10 @@ void ops_stats_print(FILE *f, const struct ops_stats *v, long long now_ms);
 void ops_top_frame(FILE *f, const struct ops_stats *v, const struct ops_entries *tf,
 		   long long now_ms, long interval);
 
-/* a decision log entry as JSON, and as a line like the daemon's decision line */
+/*
+ * a decision log entry as JSON, and as a line like the daemon's decision
+ * line, every value quoted by the rule of log.h (never cut)
+ */
 void ops_json_entry(struct ops_json *w, const struct ops_entry *e);
 void ops_log_line(FILE *f, const struct ops_entry *e);
 

@@ -78,9 +78,16 @@ const char *log_quote(const char *value)
 	return out;
 }
 
+/*
+ * Room for the longest line: a decision line with sender, networks and
+ * reasons each quoted to LOG_QUOTE_SIZE (a cut line would lose its last
+ * fields and end inside a quoted value).
+ */
+#define LOG_LINE_MAX (4 * LOG_QUOTE_SIZE)
+
 void log_msg(int level, const char *qid, const char *fmt, ...)
 {
-	char line[2048];
+	char line[LOG_LINE_MAX], quoted_qid[LOG_QUOTE_SIZE];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -88,16 +95,24 @@ void log_msg(int level, const char *qid, const char *fmt, ...)
 	va_end(ap);
 	if (qid != NULL && *qid == '\0')
 		qid = LOG_NOQUEUE;
-	if (qid != NULL)
+	if (qid != NULL) {
+		/* the MTA's queue id, quoted like a value should it ever need it */
+		log_quote_into(quoted_qid, sizeof(quoted_qid), qid);
+		qid = quoted_qid;
 		syslog(level, "%s: %s", qid, line);
-	else
+	} else {
 		syslog(level, "%s", line);
+	}
 	if (log_stderr) {
 		/* one write per line so concurrent threads do not interleave */
-		char out[2200];
+		char out[LOG_LINE_MAX + LOG_QUOTE_SIZE + 32];
 		int n = snprintf(out, sizeof(out), "outbound-milter: %s%s%s\n", qid ? qid : "",
 				 qid ? ": " : "", line);
+		if (n > 0 && (size_t)n >= sizeof(out)) { /* cut, but still one line */
+			n = (int)sizeof(out) - 1;
+			out[n - 1] = '\n';
+		}
 		if (n > 0)
-			fwrite(out, 1, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1, stderr);
+			fwrite(out, 1, (size_t)n, stderr);
 	}
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "network.h"
 #include "opsview.h"
 
@@ -852,14 +853,17 @@ bool ops_class_known(const char *name)
 static const char *const log_numeric[] = { "rcpts", "known", "velocity", "tempfailed",
 					   "used", "max", "window" };
 
+/* a number of at most 18 digits (fits a long long) */
 static bool all_digits(const char *s)
 {
-	if (*s == '\0')
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 18)
 		return false;
 	for (; *s != '\0'; s++)
 		if (!isdigit((unsigned char)*s))
 			return false;
-	return strlen(s) < 19;
+	return true;
 }
 
 void ops_json_entry(struct ops_json *w, const struct ops_entry *e)
@@ -889,6 +893,36 @@ void ops_json_entry(struct ops_json *w, const struct ops_entry *e)
 	ops_json_close(w, '}');
 }
 
+/*
+ * log_value - V as the daemon writes a value into its log lines (log.h):
+ * bare when it is plain, else quoted and escaped; never cut here
+ */
+static void log_value(FILE *f, const char *v)
+{
+	char small[LOG_QUOTE_SIZE], *buf = small;
+	/* the worst escape is 4 bytes a byte, plus the quotes and what log_quote_into keeps */
+	size_t need = 4 * strlen(v) + 16;
+
+	if (need > sizeof(small) && (buf = malloc(need)) == NULL)
+		ops_oom();
+	log_quote_into(buf, buf == small ? sizeof(small) : need, v);
+	fputs(buf, f);
+	if (buf != small)
+		free(buf);
+}
+
+/* log_key - a field name from the stream: a byte that could end it or start a value is '?' */
+static void log_key(FILE *f, const char *k)
+{
+	if (*k == '\0')
+		fputc('?', f);
+	for (; *k != '\0'; k++) {
+		unsigned char ch = (unsigned char)*k;
+
+		fputc(ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != '=' ? ch : '?', f);
+	}
+}
+
 static void log_field(FILE *f, const struct ops_entry *e, const char *name)
 {
 	const char *v = ops_entry_get(e, name);
@@ -896,13 +930,15 @@ static void log_field(FILE *f, const struct ops_entry *e, const char *name)
 	if (v == NULL)
 		return;
 	fprintf(f, " %s=", name);
-	ops_text_safe(f, v);
+	log_value(f, v);
 }
 
 /*
  * log_line - one entry as the daemon's decision line, after its time:
  * 2026-11-30T14:02:03Z QID class=bulk action=tag sender=... reasons=...
  * 2026-11-30T14:02:03Z QID tempfail sender=... rcpt=... used=10/10 window=60s
+ * Every value is written as the daemon writes it (log_quote), so that a
+ * value from outside can never add or change a field of the line.
  */
 void ops_log_line(FILE *f, const struct ops_entry *e)
 {
@@ -919,24 +955,28 @@ void ops_log_line(FILE *f, const struct ops_entry *e)
 
 	ops_iso_time(when, sizeof(when), e->ms);
 	fprintf(f, "%s ", when);
-	ops_text_safe(f, qid != NULL ? qid : "-");
+	log_value(f, qid != NULL ? qid : "-");
 	if (type != NULL && strcmp(type, "tempfail") == 0) {
 		fputs(" tempfail", f);
 		for (i = 0; i < sizeof(tf_fields) / sizeof(tf_fields[0]); i++)
 			log_field(f, e, tf_fields[i]);
 		if (used != NULL) {
+			char *v;
+
+			/* "used/max", one value */
+			if (asprintf(&v, "%s%s%s", used, max != NULL ? "/" : "",
+				     max != NULL ? max : "") < 0)
+				ops_oom();
 			fputs(" used=", f);
-			ops_text_safe(f, used);
-			if (max != NULL) {
-				fputc('/', f);
-				ops_text_safe(f, max);
-			}
+			log_value(f, v);
+			free(v);
 		}
 		if (window != NULL) {
 			fputs(" window=", f);
-			ops_text_safe(f, window);
 			if (all_digits(window))
-				fputc('s', f);
+				fprintf(f, "%ss", window);
+			else
+				log_value(f, window);
 		}
 		log_field(f, e, "mode");
 	} else if (type == NULL || strcmp(type, "message") == 0) {
@@ -947,9 +987,9 @@ void ops_log_line(FILE *f, const struct ops_entry *e)
 			if (strcmp(e->kv[i], "qid") == 0)
 				continue;
 			fputc(' ', f);
-			ops_text_safe(f, e->kv[i]);
+			log_key(f, e->kv[i]);
 			fputc('=', f);
-			ops_text_safe(f, e->kv[i + 1]);
+			log_value(f, e->kv[i + 1]);
 		}
 	}
 	fputc('\n', f);

@@ -6,7 +6,9 @@
 # Postfix by smtp-raw.pl. Every case must be answered (no crash, no hang)
 # with the documented reply, and afterwards every Redis key must follow the
 # schema of doc/REDIS.md (redis-keys.ere); the data written before the
-# Redis-looking input is still there (nothing was flushed).
+# Redis-looking input is still there (nothing was flushed). Every
+# refusal and decision line the milter logs reads back field by field,
+# whatever the addresses (tests/lib/logfields.pl).
 #
 #	bash tests/badinput/run.sh		(or: tests/run-all BUILD faults)
 #	OBM_BADINPUT_CASES="nul-bytes redis-syntax" runs only those cases
@@ -19,6 +21,28 @@ t_need redis-server redis-cli perl
 t_init badinput
 
 BI=$OBM_SRCDIR/tests/badinput
+LF=$OBM_SRCDIR/tests/lib/logfields.pl
+
+# log_lines_check LABEL: every refusal and decision line the milter logged
+# so far reads back field by field (tests/lib/logfields.pl), no field twice
+log_lines_check()
+{
+	local res
+	res=$(grep -aE '^outbound-milter: .*: (action|class)=' "$mlog" | perl "$LF" --each)
+	grep '^# ' <<<"$res" | head -n 10
+	res=$(tail -n 1 <<<"$res")
+	t_like "$1: ${res% *} refusal and decision lines, all read back" "$res" '^[1-9][0-9]* 0$'
+}
+
+# token_of NEEDLE KEY: the value of KEY in the first log line holding
+# NEEDLE, as read back (logfields.pl --show); "-" when there is no such line
+token_of()
+{
+	local l
+	l=$(grep -aF -- "$1" "$mlog" | head -n 1)
+	[ -n "$l" ] || { echo -; return; }
+	perl "$LF" --show "$l" | sed -n "s/^$2=//p"
+}
 
 redis_start
 MC_SOCKET=unix:$T/milter.sock
@@ -67,6 +91,21 @@ if [ -n "${baseline:-}" ]; then
 	t_is "nothing was flushed: the first case's rate window is still there" \
 		"$(rcli exists "$baseline")" 1
 fi
+log_lines_check "milter log after the cases"
+if [ -z "${OBM_BADINPUT_CASES:-}" ] || [[ " $OBM_BADINPUT_CASES " = *" log-fields "* ]]; then
+	t_is "log-fields: the quoted sender reads back as itself" \
+		"$(token_of 'LOGF1: class=' sender)" '"x client=1.2.3.4"@evil.example'
+	t_is "log-fields: the refused recipient reads back as itself" \
+		"$(token_of 'LOGF1: action=tempfail' rcpt)" '"y rcpt=z@gmail.com network=yahoo"@gmail.com'
+	t_is "log-fields: the SRS sender reads back as itself" \
+		"$(token_of 'LOGF3: class=' sender)" 'srs0=ab=cd=example.com=u@fwd.example'
+	t_is "log-fields: the queue id that is not plain is one word" \
+		"$(token_of '"LOGF6 client=6.6.6.6": class=' client)" '127.0.0.1'
+	t_is "log-fields: every client of its lines is the real one" \
+		"$(grep -aE '^outbound-milter: "?LOGF' "$mlog" | while IFS= read -r l; do
+			perl "$LF" --show "$l" | grep '^client='; done | sort | uniq -c | tr -s ' ')" \
+		" 7 client=127.0.0.1"
+fi
 t_file_unlike "milter log: no internal error" "$mlog" \
 	'out of memory|could not change the message|Internal error|451 4\.3\.0'
 t_file_unlike "milter log: no sanitizer report" "$mlog" \
@@ -90,7 +129,7 @@ if [ "$(id -u)" -eq 0 ] && command -v postfix >/dev/null && command -v smtp-sink
 	t_is "through Postfix: every delivered message was classified (has X-Outbound-Class)" \
 		"$(sink_without_header s X-Outbound-Class)" 0
 	t_is "through Postfix: every accepted message arrived" "$(sink_ids s | tr '\n' ' ')" \
-		"smtp-baseline smtp-crlf smtp-emptyunsub smtp-garbagefrom smtp-hugeunsub smtp-long smtp-many smtp-nul smtp-redis smtp-utf8 "
+		"smtp-baseline smtp-crlf smtp-emptyunsub smtp-garbagefrom smtp-hugeunsub smtp-logfields smtp-long smtp-many smtp-nul smtp-redis smtp-utf8 "
 	hdr()
 	{
 		sink_header "$(sink_file_by_id s "$1")" X-Outbound-Class
@@ -108,6 +147,12 @@ if [ "$(id -u)" -eq 0 ] && command -v postfix >/dev/null && command -v smtp-sink
 		"$(hdr smtp-redis)" '; rcpts=4;'
 	t_file_unlike "Postfix: the milter never failed (no default action applied)" \
 		"$(pf_maillog a)" 'milter.*(unexpected EOF|can.t read|read error|timeout)'
+	t_like "through Postfix: the recipients that would forge log fields are classified" \
+		"$(hdr smtp-logfields)" '; rcpts=3;'
+	log_lines_check "milter log after the SMTP cases"
+	t_is "through Postfix: the quoted sender's decision reads back with the real client" \
+		"$(token_of 'class=personal action=tag sender="\"w client=1.2.3.4\"@evil.example"' client)" \
+		127.0.0.1
 	redis_schema_check "after the SMTP cases"
 	pf_stop a
 else

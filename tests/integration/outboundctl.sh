@@ -10,8 +10,10 @@
 # hand-written keys of doc/REDIS.md with a fixed clock (OBM_NOW): human
 # tables compared with tests/golden/outboundctl-*.txt (OBM_UPDATE_GOLDEN=1
 # rewrites them), --json parsed, the exposition checked like promtool
-# does, top in tmux (q and Ctrl-C). OBM_VALGRIND=1 runs every command
-# under valgrind.
+# does, top in tmux (q and Ctrl-C). Log, sender and top with hostile
+# values in the entries (spaces, '=', quotes, control bytes, forged
+# fields): every line reads back field by field (tests/lib/logfields.pl).
+# OBM_VALGRIND=1 runs every command under valgrind.
 . "$(dirname "$0")/../lib/common.sh"
 . "$OBM_SRCDIR/tests/lib/redis.sh"
 t_need redis-server redis-cli
@@ -629,6 +631,118 @@ for bad in "--since yesterday" "--since 2026-13-01" "--since 5x" "--class nope" 
 	ops log $bad
 	t_is "log $bad: exit 1" "$RC" 1
 done
+
+# log, sender and top with hostile values in the entries (their own prefix):
+# every printed line reads back, token by token (tests/lib/logfields.pl),
+# as exactly the fields of its entry; a value never adds or changes a field
+HP="obmhostile:"
+sed "s/prefix = \"$OP\"/prefix = \"$HP\"/" "$T/ops.conf" >"$T/hostile.conf"
+hostile()
+{
+	OBM_NOW=$NOW "${CTL_CMD[@]}" -c "$T/hostile.conf" "$@" >"$T/out" 2>"$T/err"
+	RC=$?
+	OUT=$(cat "$T/out")
+}
+# fields ... - the line of $OUT that holds WHAT is exactly FIELDS
+fields()
+{
+	local name=$1 what=$2 line
+	shift 2
+	line=$(grep -F -- "$what" <<<"$OUT" | head -n 1)
+	line=${line#  }
+	t_ok "$name" perl "$OBM_SRCDIR/tests/lib/logfields.pl" "$line" "$@"
+}
+LF_QUOTED='"x client=1.2.3.4"@evil.example'
+LF_RCPT='"y rcpt=z@gmail.com network=yahoo"@gmail.com'
+LF_SRS='SRS0=ab=cd=example.com=u@fwd.example'
+LF_CTL=$'"j\xc3\xb6rg\ttab\\\\ \\"q\\""@evil.example'
+{
+	rcli XADD "${HP}{log}" $(((NOW - 50) * 1000))-0 type message qid 1H0001 \
+		sender "$LF_QUOTED" client 192.0.2.9 rcpts 1 known 0 velocity 1 tempfailed 1 \
+		networks google:1 class personal action tag mode enforce reasons -
+	rcli XADD "${HP}{log}" $(((NOW - 40) * 1000))-0 type tempfail qid 1H0002 \
+		sender 'a=b@x.example' client 192.0.2.9 rcpt "$LF_RCPT" network google \
+		rule per-sender limit burst used 10 max 10 window 60 mode enforce
+	rcli XADD "${HP}{log}" $(((NOW - 30) * 1000))-0 type message qid 1H0003 \
+		sender "$LF_SRS" client 192.0.2.9 rcpts 2 known 0 velocity 2 tempfailed 0 \
+		networks 'google:1 mode=monitor' class bulk action tag mode enforce \
+		reasons 'rcpt-count reasons=-'
+	rcli XADD "${HP}{log}" $(((NOW - 20) * 1000))-0 type message qid 'Q 1 class=bulk' \
+		sender "$LF_CTL" client 192.0.2.9 rcpts 1 known 0 velocity 1 tempfailed 0 \
+		networks '' class personal action tag mode enforce reasons 'a\"b\\'
+	rcli XADD "${HP}{log}" $(((NOW - 10) * 1000))-0 type tempfail qid 1H0005 \
+		sender "$LF_QUOTED" client 192.0.2.9 rcpt x@gmail.com network google \
+		rule per-sender limit burst used '10 x' max 10 window '60 s=1' mode enforce
+	rcli XADD "${HP}{log}" $(((NOW - 5) * 1000))-0 type note qid 1H0006 'k=x y' 'v w'
+} >"$T/hostile.out" 2>&1
+t_unlike "hostile: the entries loaded" "$(cat "$T/hostile.out")" 'ERR|rror'
+hostile log
+t_is "hostile: log: exit 0" "$RC" 0
+t_is "hostile: log: one line an entry" "$(grep -c . <<<"$OUT")" 6
+fields "hostile: log: a quoted local part with a space and client= inside" 1H0001 \
+	2026-11-30T13:01:13Z 1H0001 class=personal action=tag "sender=$LF_QUOTED" \
+	client=192.0.2.9 rcpts=1 known=0 velocity=1 tempfailed=1 networks=google:1 \
+	mode=enforce reasons=-
+t_like "hostile: log: the quoted value as the daemon writes it" "$OUT" \
+	' sender="\\"x client=1\.2\.3\.4\\"@evil\.example" client=192\.0\.2\.9 '
+fields "hostile: log: '=' in the sender, rcpt= and network= in the recipient" 1H0002 \
+	2026-11-30T13:01:23Z 1H0002 tempfail sender=a=b@x.example client=192.0.2.9 \
+	"rcpt=$LF_RCPT" network=google rule=per-sender limit=burst used=10/10 window=60s \
+	mode=enforce
+fields "hostile: log: SRS sender, forged fields in networks and reasons" 1H0003 \
+	2026-11-30T13:01:33Z 1H0003 class=bulk action=tag "sender=$LF_SRS" \
+	client=192.0.2.9 rcpts=2 known=0 velocity=2 tempfailed=0 \
+	'networks=google:1 mode=monitor' mode=enforce 'reasons=rcpt-count reasons=-'
+fields "hostile: log: queue id, UTF-8, tab, quotes and backslashes, empty value" '"Q 1' \
+	2026-11-30T13:01:43Z '=Q 1 class=bulk' class=personal action=tag "sender=$LF_CTL" \
+	client=192.0.2.9 rcpts=1 known=0 velocity=1 tempfailed=0 networks= mode=enforce \
+	'reasons=a\"b\\'
+fields "hostile: log: used and window that are not numbers" 1H0005 \
+	2026-11-30T13:01:53Z 1H0005 tempfail "sender=$LF_QUOTED" client=192.0.2.9 \
+	rcpt=x@gmail.com network=google rule=per-sender limit=burst 'used=10 x/10' \
+	'window=60 s=1' mode=enforce
+fields "hostile: log: an entry of another type, its field name made harmless" 1H0006 \
+	2026-11-30T13:01:58Z 1H0006 type=note 'k?x?y=v w'
+t_is "hostile: log: printable ASCII only (no raw control or 8-bit byte)" \
+	"$(LC_ALL=C tr -d '\040-\176\n' <"$T/out" | wc -c)" 0
+hostile log --sender "$LF_QUOTED"
+t_is "hostile: log --sender with a quoted local part: its two entries" \
+	"$(cut -d' ' -f2 <<<"$OUT" | tr '\n' ' ')" "1H0001 1H0005 "
+hostile log --json
+t_is "hostile: log --json: exit 0" "$RC" 0
+t_ok "hostile: log --json: every value read back as stored" perl -MJSON::PP -e '
+	my ($q, $r, $srs, $ctl) = @ARGV;
+	local $/;
+	my $d = JSON::PP->new->utf8->decode(<STDIN>);
+	my %e = map { ($_->{qid} => $_) } @$d;
+	my $s = $e{"Q 1 class=bulk"}{sender};
+	utf8::encode($s);
+	my @bad = grep { !$_->[1] } (
+	    [ "1H0001 sender", $e{"1H0001"}{sender} eq $q ],
+	    [ "1H0002 rcpt", $e{"1H0002"}{rcpt} eq $r ],
+	    [ "1H0002 sender", $e{"1H0002"}{sender} eq "a=b\@x.example" ],
+	    [ "1H0003 sender", $e{"1H0003"}{sender} eq $srs ],
+	    [ "1H0003 reasons", $e{"1H0003"}{reasons} eq "rcpt-count reasons=-" ],
+	    [ "Q 1 reasons", $e{"Q 1 class=bulk"}{reasons} eq "a\\\"b\\\\" ],
+	    [ "Q 1 sender", $s eq $ctl ],
+	    [ "1H0006 k=x y", $e{"1H0006"}{"k=x y"} eq "v w" ]);
+	print "# differs: $_->[0]\n" for @bad;
+	exit(@bad ? 1 : 0)' "$LF_QUOTED" "$LF_RCPT" "$LF_SRS" "$LF_CTL" <"$T/out"
+hostile sender "$LF_QUOTED"
+t_is "hostile: sender with a quoted local part: exit 0" "$RC" 0
+fields "hostile: sender: the last decisions read back" 1H0001 \
+	2026-11-30T13:01:13Z 1H0001 class=personal action=tag "sender=$LF_QUOTED" \
+	client=192.0.2.9 rcpts=1 known=0 velocity=1 tempfailed=1 networks=google:1 \
+	mode=enforce reasons=-
+fields "hostile: sender: its tempfail reads back" 1H0005 \
+	2026-11-30T13:01:53Z 1H0005 tempfail "sender=$LF_QUOTED" client=192.0.2.9 \
+	rcpt=x@gmail.com network=google rule=per-sender limit=burst 'used=10 x/10' \
+	'window=60 s=1' mode=enforce
+hostile top
+fields "hostile: top: a recent tempfail reads back" 1H0002 \
+	2026-11-30T13:01:23Z 1H0002 tempfail sender=a=b@x.example client=192.0.2.9 \
+	"rcpt=$LF_RCPT" network=google rule=per-sender limit=burst used=10/10 window=60s \
+	mode=enforce
 
 # log --follow: new entries as they come, filtered; ends on SIGTERM and SIGINT
 follow_check()
