@@ -46,6 +46,8 @@ token_of()
 
 redis_start
 MC_SOCKET=unix:$T/milter.sock
+# the class header with its counts: the cases read them
+MC_CLASSIFY='	header_detail = true'
 milter_std_conf >"$T/m.conf"
 milter_start m "$T/m.conf" "$MC_SOCKET"
 mpid=${MILTER_PID[m]}
