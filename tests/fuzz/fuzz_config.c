@@ -24,6 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* store.c is linked for mx.c's sake only; no script is ever run here */
 const char lua_reserve[] = "";
+const char lua_renew[] = "";
 
 /* every problem must carry a message and a sane line number */
 static void check_report(void *arg, const char *file, int line, bool is_error, const char *msg)

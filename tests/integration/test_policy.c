@@ -134,7 +134,7 @@ static void test_many_units_small_stack(void **state)
 	assert_string_equal(msg.header,
 			    "spam-risk"); /* 2,000 unknown recipients, tagged: class alone */
 	for (int i = 0; i < RULES; i++) {
-		char rule[8];
+		char rule[16];
 
 		snprintf(rule, sizeof(rule), "r%d", i);
 		const char *scope = i % 2 ? "big@example.com" : "*";
