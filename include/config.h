@@ -65,6 +65,9 @@ struct redis_conf {
 	enum on_error on_error;
 };
 
+/* limit sections a configuration may have (a message's per-rule state fits a bitmask) */
+#define LIMITS_MAX 64
+
 struct classify_conf {
 	long personal_max_recipients;
 	long personal_max_hourly;

@@ -1258,6 +1258,12 @@ static void build_limits(struct load *ld, cfg_t *root, struct config *c)
 		problem(ld, 0, false, "no limit section: nothing is rate limited");
 		return;
 	}
+	if (n > LIMITS_MAX) {
+		problem(ld, sec_line(ld, cfg_getnsec(root, "limit", LIMITS_MAX)), true,
+			"at most %d limit sections (this is number %d)", LIMITS_MAX,
+			LIMITS_MAX + 1);
+		return;
+	}
 	c->limits = calloc(n, sizeof(*c->limits));
 	if (c->limits == NULL) {
 		ld->oom = true;

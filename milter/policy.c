@@ -33,7 +33,6 @@
 #include "ratelimit.h"
 #include "stats.h"
 
-#define MAX_MSG_RULES 64 /* rules whose count=messages state fits a bitmask */
 
 static char instance_id[17];
 static atomic_ulong msg_counter;
@@ -506,7 +505,7 @@ static size_t rcpt_units(struct msg_state *m, const struct conn_state *c,
 	member_name(members[1], m->id, 0);
 	for (size_t i = 0; i < n_rules; i++) {
 		const struct limit_rule *r = &cfg->limits[i];
-		bool per_message = r->count == COUNT_MESSAGES && i < MAX_MSG_RULES;
+		bool per_message = r->count == COUNT_MESSAGES;
 
 		if (per_message && (t->msg_units & (1ULL << i)))
 			continue; /* this message already holds its unit here */
@@ -585,7 +584,7 @@ void policy_rcpt(struct conn_state *c, const char *rcpt, const char *qid,
 		for (size_t i = 0; i < n; i++) /* the commit counts them at this time */
 			units[i].admitted_ms = v.admitted_ms;
 		hold_units(m, units, rule_of, n);
-		for (size_t i = 0; i < n_rules && i < MAX_MSG_RULES; i++)
+		for (size_t i = 0; i < n_rules; i++)
 			if (cfg->limits[i].count == COUNT_MESSAGES)
 				t->msg_units |= 1ULL << i;
 		accept_rcpt(m, t, &a, found);

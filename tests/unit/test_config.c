@@ -847,6 +847,20 @@ static const struct bad_case warnings[] = {
 	{"mx_grouping = true\n" LIMIT, 1, "no network has mx"},
 };
 
+/* LIMITS_MAX limit sections load; one more is an error on its line */
+static void test_limits_max(void **state)
+{
+	char text[8192];
+	size_t len = 0;
+
+	(void)state;
+	for (int i = 0; i < LIMITS_MAX; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "limit r%d { hourly = 50 }\n", i);
+	config_free(load_clean(text));
+	snprintf(text + len, sizeof(text) - len, "limit extra { hourly = 50 }\n");
+	expect_error(text, LIMITS_MAX + 1, "at most 64 limit sections");
+}
+
 static void test_warnings(void **state)
 {
 	(void)state;
@@ -1106,6 +1120,7 @@ int main(void)
 		cmocka_unit_test(test_numeric_bounds),
 		cmocka_unit_test(test_explicit_sockets),
 		cmocka_unit_test(test_warnings),
+		cmocka_unit_test(test_limits_max),
 		cmocka_unit_test(test_many_problems_sorted),
 		cmocka_unit_test(test_file_problems),
 		cmocka_unit_test(test_report_stderr_format),
