@@ -23,6 +23,8 @@
 #define LOG_QUOTE_SIZE 1024  /* room of each, with the quotes */
 
 void log_open(bool to_stderr);
+/* copy the lines to stderr (start-up, foreground) or not (detached) */
+void log_set_stderr(bool on);
 /* QID "" logs NOQUEUE (a message without queue id yet); NULL: a daemon event */
 void log_msg(int level, const char *qid, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -85,6 +85,11 @@ const char *log_quote(const char *value)
  */
 #define LOG_LINE_MAX (4 * LOG_QUOTE_SIZE)
 
+void log_set_stderr(bool on)
+{
+	log_stderr = on;
+}
+
 void log_msg(int level, const char *qid, const char *fmt, ...)
 {
 	char line[LOG_LINE_MAX], quoted_qid[LOG_QUOTE_SIZE];

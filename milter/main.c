@@ -247,8 +247,10 @@ static void reload(const char *file)
 		if (strcmp(old->socket, cfg->socket) != 0)
 			log_msg(LOG_WARNING, NULL, "socket changed to %s: takes effect at restart",
 				log_quote(cfg->socket));
+		const char *mode = cfg->mode == MODE_MONITOR ? "monitor" : "enforce";
+
 		config_install(cfg);
-		log_msg(LOG_INFO, NULL, "configuration %s reloaded", log_quote(file));
+		log_msg(LOG_INFO, NULL, "configuration %s reloaded, mode=%s", log_quote(file), mode);
 	}
 	config_release(old);
 }
@@ -618,7 +620,8 @@ int main(int argc, char **argv)
 	cfg = config_load(file, report, NULL);
 	if (check_only)
 		return cfg != NULL ? (config_free(cfg), 0) : 1;
-	log_open(foreground);
+	/* until it detaches, a start that fails says why on stderr too */
+	log_open(true);
 	report_to_syslog = true;
 	if (cfg == NULL) {
 		log_msg(LOG_ERR, NULL, "configuration %s has errors; not starting", log_quote(file));
@@ -691,6 +694,7 @@ int main(int argc, char **argv)
 		log_msg(LOG_ERR, NULL, "cannot detach: %s", strerror(errno));
 		return 1;
 	}
+	log_set_stderr(foreground);
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGHUP);

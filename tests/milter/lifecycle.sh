@@ -17,7 +17,10 @@
 #    makes it): the folder is given to nobody, the daemon runs as nobody,
 #    and after SIGTERM neither the socket nor the pid file is left;
 #  * as root, the socket in a folder shared with another file: the folder
-#    is left alone and the start warns that the socket will stay behind.
+#    is left alone and the start warns that the socket will stay behind;
+#  * a start without -f that fails before it detaches (no folder for the
+#    pid file) exits 1 with the reason on stderr, not only in syslog; a
+#    reload logs the file and the mode it now runs in.
 . "$(dirname "$0")/../lib/common.sh"
 . "$OBM_SRCDIR/tests/lib/redis.sh"
 . "$OBM_SRCDIR/tests/lib/milter.sh"
@@ -143,6 +146,8 @@ t_file_unlike "after the storm: not stopped" "$slog" 'stopped'
 reloads=$(t_count "$slog" 'configuration .* reloaded')
 t_diag "the storm made $reloads reloads"
 t_ge "after the storm: it reloaded" "$reloads" 1
+t_file_like "a reload names the file and the mode it now runs in" "$slog" \
+	'configuration .* reloaded, mode=enforce'
 t_le "after the storm: signals that came during a reload made one more, not one each" \
 	"$reloads" 50000
 mt_run storm "$T/msg.lua" "sock=unix:$T/storm.sock" "label=after the storm"
@@ -194,4 +199,14 @@ t_file_like "the start says the socket will stay behind, and why" "$(milter_log 
 	"the socket $T/shared/milter.sock will stay behind when the daemon stops: uid $(id -u nobody) cannot write the folder $T/shared"
 milter_stop shared
 t_is "the shared folder's other file is untouched" "$(cat "$T/shared/other-file")" keep
+
+# a start that fails before detaching says why on stderr, not only in syslog
+conf "$T/nopid.conf" "unix:$T/nopid.sock" "pid_file = \"$T/no-such-folder/milter.pid\""
+out=$(timeout 10 "$MILTER" -c "$T/nopid.conf" 2>&1 </dev/null)
+rc=$?
+t_is "start without -f, pid file folder missing: exit 1" "$rc" 1
+t_like "start without -f, pid file folder missing: the reason on stderr" "$out" \
+	"no-such-folder/milter.pid"
+t_not "start without -f, pid file folder missing: nothing left listening" \
+	t_unix_listening "$T/nopid.sock"
 t_done
