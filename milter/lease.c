@@ -45,33 +45,29 @@ static void *lease_oom(void *p)
 	return p;
 }
 
-static char *lease_strdup(const char *s, size_t len)
-{
-	char *d = lease_oom(malloc(len + 1));
-
-	memcpy(d, s, len);
-	d[len] = '\0';
-	return d;
-}
-
-/* a copy of U whose strings are its own */
+/*
+ * A copy of U whose strings are its own, in one block that starts with the
+ * network's name (lease_unit_free frees it).
+ */
 static struct store_unit lease_copy(const struct store_unit *u)
 {
+	size_t ln = strlen(u->network) + 1, lr = strlen(u->rule) + 1;
+	size_t lm = strlen(u->member) + 1;
+	char *p = lease_oom(malloc(ln + lr + u->scope_len + 1 + lm));
 	struct store_unit c = *u;
 
-	c.network = lease_strdup(u->network, strlen(u->network));
-	c.rule = lease_strdup(u->rule, strlen(u->rule));
-	c.scope = lease_strdup(u->scope, u->scope_len);
-	c.member = lease_strdup(u->member, strlen(u->member));
+	c.network = memcpy(p, u->network, ln);
+	c.rule = memcpy(p + ln, u->rule, lr);
+	c.member = memcpy(p + ln + lr, u->member, lm);
+	memcpy(p + ln + lr + lm, u->scope, u->scope_len);
+	p[ln + lr + lm + u->scope_len] = '\0';
+	c.scope = p + ln + lr + lm;
 	return c;
 }
 
 static void lease_unit_free(struct store_unit *u)
 {
 	free((char *)u->network);
-	free((char *)u->rule);
-	free((char *)u->scope);
-	free((char *)u->member);
 }
 
 void lease_hold(struct lease *l, const struct store_unit *units, size_t n)

@@ -1168,14 +1168,12 @@ static long long store_window_ttl_ms(const struct config *cfg)
 static void store_batch_commit_window(struct store_batch *b, const struct store_unit *const *u,
 				      size_t n, long long now)
 {
-	char ttl[24];
+	struct resp_buf *r;
 	struct store_key k;
 	size_t done, m, i;
 
 	store_key_unit(&k, b->cfg, u[0], "p:");
 	for (done = 0; done < n; done += m) {
-		struct resp_buf *r;
-
 		m = n - done < STORE_CHUNK ? n - done : STORE_CHUNK;
 		r = store_cmd(b, 2 + m);
 		resp_str(r, "ZREM");
@@ -1185,8 +1183,6 @@ static void store_batch_commit_window(struct store_batch *b, const struct store_
 	}
 	store_key_unit(&k, b->cfg, u[0], "w:");
 	for (done = 0; done < n; done += m) {
-		struct resp_buf *r;
-
 		m = n - done < STORE_CHUNK ? n - done : STORE_CHUNK;
 		r = store_cmd(b, 3 + 2 * m);
 		resp_str(r, "ZADD");
@@ -1197,8 +1193,10 @@ static void store_batch_commit_window(struct store_batch *b, const struct store_
 			resp_str(r, u[i]->member);
 		}
 	}
-	snprintf(ttl, sizeof(ttl), "%lld", store_window_ttl_ms(b->cfg));
-	store_batch_key_cmd(b, "PEXPIRE", &k, ttl, NULL);
+	r = store_cmd(b, 3);
+	resp_str(r, "PEXPIRE");
+	store_put_key(r, &k);
+	resp_ll(r, store_window_ttl_ms(b->cfg));
 }
 
 #define STORE_COMMIT_STACK 256 /* units ordered without an allocation */
