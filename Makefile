@@ -136,6 +136,7 @@ install: all
 		contrib/outbound-milter.service >$(DESTDIR)$(UNITDIR)/outbound-milter.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/outbound-milter.service
 	install -m 0644 contrib/postfix/main.cf.snippet contrib/postfix/master.cf.snippet \
+		contrib/postfix/master.cf.postqueue.snippet \
 		contrib/sendmail/outbound-milter.mc doc/REDIS.md $(DESTDIR)$(DOCDIR)/examples/
 
 clean:

@@ -43,6 +43,7 @@ f 644 $p/share/man/man5/outbound-milter.conf.5
 f 644 $p/share/man/man8/outbound-milter.8
 f 644 $p/lib/systemd/system/outbound-milter.service
 f 644 $p/share/doc/outbound-milter/examples/main.cf.snippet
+f 644 $p/share/doc/outbound-milter/examples/master.cf.postqueue.snippet
 f 644 $p/share/doc/outbound-milter/examples/master.cf.snippet
 f 644 $p/share/doc/outbound-milter/examples/outbound-milter.mc
 EOF
@@ -94,7 +95,7 @@ if [ -x "$D/usr/bin/outboundctl" ]; then
 fi
 t_ok "installed configuration equals conf/outbound-milter.conf" \
 	cmp -s "$CONF" "$OBM_SRCDIR/conf/outbound-milter.conf"
-for f in main.cf.snippet master.cf.snippet; do
+for f in main.cf.snippet master.cf.snippet master.cf.postqueue.snippet; do
 	t_ok "installed $f equals contrib/postfix/$f" \
 		cmp -s "$D/usr/share/doc/outbound-milter/examples/$f" "$OBM_SRCDIR/contrib/postfix/$f"
 done
@@ -193,6 +194,23 @@ if command -v postconf >/dev/null 2>&1; then
 		t_is "master.cf: $svc runs smtpd without chroot" \
 			"$(postconf -c "$P" -M "$svc/inet" 2>/dev/null | awk '{ print $5, $8 }')" "n smtpd"
 	done
+	# the post-queue snippet in place of the submission entries
+	grep -vE '^(submission|submissions)[[:space:]]' "$P/master.cf" |
+		sed '/^#/d' >"$P/master.cf.pre"
+	awk '/^(submission|submissions)[[:space:]]/{skip=1; next} /^[^ #]/{skip=0} !skip' \
+		"$P/master.cf.pre" >"$P/master.cf"
+	cat "$OBM_SRCDIR/contrib/postfix/master.cf.postqueue.snippet" >>"$P/master.cf"
+	out=$(postconf -c "$P" -M 2>&1 >/dev/null)
+	t_is "master.cf.postqueue.snippet: postconf -M without a warning" "$out" ""
+	t_is "post-queue: submission has no milter" \
+		"$(postconf -c "$P" -hP submission/inet/smtpd_milters 2>/dev/null)" ""
+	t_like "post-queue: submission hands its mail to the shaper" \
+		"$(postconf -c "$P" -hP submission/inet/content_filter 2>/dev/null)" '^obm-shaper:\[127\.0\.0\.1\]:[0-9]+$'
+	t_is "post-queue: the loopback smtpd carries the milter" \
+		"$(postconf -c "$P" -hP 127.0.0.1:10027/inet/smtpd_milters 2>/dev/null)" "unix:$sock"
+	t_is "post-queue: the loopback smtpd is ORIGINATING" \
+		"$(postconf -c "$P" -hP 127.0.0.1:10027/inet/milter_macro_daemon_name 2>/dev/null)" \
+		ORIGINATING
 	t_like "ORIGINATING is an outbound daemon in the shipped configuration" \
 		"$(grep -E '^outbound_daemons' "$CONF")" '"ORIGINATING"'
 else
