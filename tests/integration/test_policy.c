@@ -26,15 +26,16 @@
 #define RULES 8
 #define MANY_RCPTS 2000
 
+static char conf_dir[] = "/tmp/obm-test-policy.XXXXXX";
 static char conf_path[512];
 
 /* write and install a configuration of RULES rules (high limits) on SRV */
 static void install_config(void)
 {
-	char dir[] = "/tmp/obm-test-policy.XXXXXX";
+	const char *dir = conf_dir;
 	FILE *f;
 
-	assert_non_null(mkdtemp(dir));
+	assert_non_null(mkdtemp(conf_dir));
 	snprintf(conf_path, sizeof(conf_path), "%s/policy.conf", dir);
 	f = fopen(conf_path, "w");
 	assert_non_null(f);
@@ -171,6 +172,14 @@ static int setup(void **state)
 	return 0;
 }
 
+/* the server down, the configuration's folder gone */
+static int teardown(void **state)
+{
+	unlink(conf_path);
+	rmdir(conf_dir);
+	return raw_group_teardown(state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,5 +189,5 @@ int main(void)
 
 	if (getenv("OBM_CMOCKA_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("OBM_CMOCKA_FILTER"));
-	return cmocka_run_group_tests(tests, setup, raw_group_teardown);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }
