@@ -1,5 +1,5 @@
 /*
- * address.h - the one address normaliser, used everywhere (SPEC section 4).
+ * address.h - the one address normaliser, used everywhere (README, "What it does").
  */
 #ifndef OBM_ADDRESS_H
 #define OBM_ADDRESS_H

@@ -1,6 +1,6 @@
 /*
  * classify.h - the message class (personal, bulk, spam-risk) and the
- * reasons for it, as a pure function of the inputs (SPEC section 7).
+ * reasons for it, as a pure function of the inputs (README, "Classification").
  */
 #ifndef OBM_CLASSIFY_H
 #define OBM_CLASSIFY_H

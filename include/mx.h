@@ -1,5 +1,5 @@
 /*
- * mx.h - recipient networks by MX host (SPEC section 4, step 2): with
+ * mx.h - recipient networks by MX host (README, "MX grouping"): with
  * mx_grouping = true, a domain that no network lists by name belongs to
  * the network whose mx patterns match one of its MX hosts. Lookups go to
  * an in-process LRU cache, then Redis, then DNS (c-ares) with a hard

@@ -1,5 +1,5 @@
 /*
- * network.h - recipient domain -> recipient network (SPEC section 4):
+ * network.h - recipient domain -> recipient network (README, "What it does", step 3):
  * configured network by domain or parent domain, else the registrable
  * domain (public suffix list), "invalid" for unusable addresses.
  */

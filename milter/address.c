@@ -1,5 +1,5 @@
 /*
- * address.c - the one envelope address normaliser (SPEC section 4).
+ * address.c - the one envelope address normaliser (README, "What it does", step 3).
  *
  * Input is whatever the SMTP client sent as MAIL FROM / RCPT TO argument
  * and may hold any byte. The result is either the null sender, an invalid

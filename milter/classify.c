@@ -1,7 +1,7 @@
 /*
  * classify.c - the message class (personal, bulk, spam-risk) and its
  * reasons, a pure function of the counts, the sender's state and the
- * collected headers (SPEC section 7).
+ * collected headers (README, "Classification").
  *
  * Rules:
  *   bulk-like: more external recipients than personal_max_recipients, a

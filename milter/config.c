@@ -1,5 +1,5 @@
 /*
- * config.c - the configuration file (SPEC section 10).
+ * config.c - the configuration file (outbound-milter.conf(5)).
  *
  * config_load() reads a libconfuse file into an immutable, validated
  * struct config: every string is copied out of libconfuse, domains are
@@ -8,7 +8,7 @@
  * sorted by line; one error and config_load() returns NULL.
  *
  * The file is read into memory first and its comments and the ';' between
- * options (SPEC section 10 writes `{ domains = {...}; mx = {...} }`) are
+ * options (outbound-milter.conf(5) writes `{ domains = {...}; mx = {...} }`) are
  * blanked out, newlines kept: libconfuse 3.3 knows no ';' and counts lines
  * wrongly after a comment, so it gets a text where neither occurs.
  *

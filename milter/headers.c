@@ -1,7 +1,7 @@
 /*
- * headers.c - collect the header fields classification looks at (SPEC
- * section 7) and parse the From field's RFC 5322 address list into
- * normalised mailboxes.
+ * headers.c - collect the header fields classification looks at
+ * (README, "Classification") and parse the From field's RFC 5322 address
+ * list into normalised mailboxes.
  *
  * Why our own parser: GMime parses addresses well, but it would pull GLib
  * (its allocator, its main-loop types, its own string handling) into a

@@ -1,5 +1,5 @@
 /*
- * mx.c - recipient networks by MX host (SPEC section 4, step 2).
+ * mx.c - recipient networks by MX host (README, "MX grouping").
  *
  * With mx_grouping = true, a domain that no network lists by name belongs
  * to the first network with an mx pattern ("*.google.com": any host below

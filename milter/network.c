@@ -1,5 +1,5 @@
 /*
- * network.c - recipient domain -> recipient network (SPEC section 4).
+ * network.c - recipient domain -> recipient network (README, "What it does", step 3).
  *
  * A normalised address belongs to:
  *   - "invalid" when it is the null sender or did not parse;

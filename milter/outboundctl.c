@@ -1,5 +1,5 @@
 /*
- * outboundctl.c - the operations command line (SPEC section 2).
+ * outboundctl.c - the operations command line (outboundctl(1)).
  *
  * Reads the daemon's configuration (-c FILE) to find Redis, the key prefix
  * and the sub-address separator, and works on the keys of doc/REDIS.md:

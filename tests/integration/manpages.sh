@@ -4,7 +4,7 @@
 # single warning, its .TH and NAME match the file name; every option of
 # conf/outbound-milter.conf has an entry in outbound-milter.conf.5 showing
 # the shipped default, and every section kind a heading; every command of
-# outboundctl (SPEC section 2, and whatever the built outboundctl lists in
+# outboundctl (outboundctl(1), and whatever the built outboundctl lists in
 # --help) has a synopsis line and an entry in outboundctl.1, every option
 # it lists is mentioned; every option of outbound-milter -h has an entry
 # in outbound-milter.8; the example configuration printed in
@@ -19,8 +19,8 @@ PAGES=(outbound-milter.8 outbound-milter.conf.5 outboundctl.1)
 MILTER=$OBM_BUILD/outbound-milter
 CTL=$OBM_BUILD/outboundctl
 
-# the outboundctl commands of SPEC section 2
-SPEC_COMMANDS=(stats top sender network log block unblock reset
+# the outboundctl commands outboundctl(1) documents
+DOC_COMMANDS=(stats top sender network log block unblock reset
 	"rel add" "rel del" "rel show" "rel import" metrics)
 
 # render PAGE: plain ASCII text without bold, underline or overstrike,
@@ -195,7 +195,7 @@ fi
 # ---- outboundctl.1: every command and option --------------------------------
 
 CTL1=$(render outboundctl.1)
-commands=("${SPEC_COMMANDS[@]}")
+commands=("${DOC_COMMANDS[@]}")
 ctl_options=(-c --config --json -h --help -V --version)
 if [ -x "$CTL" ]; then
 	help=$("$CTL" --help 2>&1)
@@ -209,7 +209,7 @@ if [ -x "$CTL" ]; then
 		ctl_options+=("$o")
 	done < <(printf '%s\n' "$help" | grep -oE -- '--[a-z][a-z-]*' | sort -u)
 else
-	t_diag "$CTL not built: only the SPEC's commands checked"
+	t_diag "$CTL not built: only the documented commands checked"
 fi
 
 declare -A cmd_seen=()

@@ -2,7 +2,7 @@
 -- (tests/milter/classify-*.lua), on top of mtlib.lua: whole messages with
 -- chosen headers, the class header the milter added, hold and SMTP reply
 -- checks, the decision log line taken apart, and the per-sender Redis keys
--- (relationships, velocity, blocks) of SPEC section 8.
+-- (relationships, velocity, blocks; README "Relationships", doc/REDIS.md).
 dofile(srcdir .. "/tests/milter/mtlib.lua")
 
 C = {}

@@ -1,5 +1,5 @@
 /*
- * test_classify.c - the classifier (SPEC section 7), table-driven: every
+ * test_classify.c - the classifier (README, "Classification"), table-driven: every
  * rule, every threshold at and one past its boundary, the known-recipient
  * ratio exactly met and just missed, every reason token in its place, the
  * require_* switches, all-internal mail, blocked senders and missing

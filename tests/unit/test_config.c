@@ -1,7 +1,7 @@
 /*
  * test_config.c - config_load: the shipped conf/outbound-milter.conf (clean,
  * every option documented, the documented defaults), an empty file, every
- * kind of error and warning with its exact line, the SPEC's one-line
+ * kind of error and warning with its exact line, the manual's one-line
  * syntax with ';', domain normalisation, overrides and classes, and the
  * reference counting of the current snapshot (also under threads).
  * Run it under valgrind to check for leaks.
@@ -215,7 +215,7 @@ static char *read_all(const char *path)
 
 /* ------------------------------------------------------------ defaults */
 
-/* the documented defaults (SPEC section 10), whatever file gave them */
+/* the documented defaults (outbound-milter.conf(5)), whatever file gave them */
 static void assert_defaults(const struct config *c)
 {
 	assert_string_equal(c->socket, "unix:/run/outbound-milter/milter.sock");
@@ -301,7 +301,7 @@ static void test_empty_file(void **state)
 	config_free(c);
 }
 
-/* every option of SPEC section 10 (and reservation_ttl) */
+/* every option of outbound-milter.conf(5) */
 static const char *const all_options[] = {
 	"socket", "socket_mode", "socket_group", "pid_file", "mode", "user", "group",
 	"outbound_daemons", "outbound_networks", "local_domains", "exempt_senders",
