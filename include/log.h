@@ -29,6 +29,8 @@ void log_set_stderr(bool on);
 void log_msg(int level, const char *qid, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* CH may stand in a bare value (and in a field name) */
+bool log_bare_byte(unsigned char ch);
 /* VALUE (NULL: "") quoted as above into OUT of SIZE (at least 8); returns its length */
 size_t log_quote_into(char *out, size_t size, const char *value);
 /* the same in one of this thread's LOG_QUOTE_SLOTS buffers, reused in turn */

@@ -18,7 +18,7 @@ void log_open(bool to_stderr)
 }
 
 /* a byte that may stand in a bare value: printable ASCII but space, '"', '\\', '=' */
-static bool log_bare_byte(unsigned char ch)
+bool log_bare_byte(unsigned char ch)
 {
 	return ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != '=';
 }

@@ -916,11 +916,8 @@ static void log_key(FILE *f, const char *k)
 {
 	if (*k == '\0')
 		fputc('?', f);
-	for (; *k != '\0'; k++) {
-		unsigned char ch = (unsigned char)*k;
-
-		fputc(ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != '=' ? ch : '?', f);
-	}
+	for (; *k != '\0'; k++)
+		fputc(log_bare_byte((unsigned char)*k) ? *k : '?', f);
 }
 
 static void log_field(FILE *f, const struct ops_entry *e, const char *name)
