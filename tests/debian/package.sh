@@ -147,6 +147,8 @@ execstart=$(sed -n 's/^ExecStart=//p' "$R$UNIT")
 rundir=$(sed -n 's/^RuntimeDirectory=//p' "$R$UNIT")
 runmode=$(sed -n 's/^RuntimeDirectoryMode=//p' "$R$UNIT")
 t_like "the unit's ExecStart" "$execstart" "^/usr/sbin/outbound-milter .*$CONF"
+t_like "the unit lets the daemon write its socket folder" \
+	"$(grep -E '^ReadWritePaths=' "$R$UNIT")" "^ReadWritePaths=.*-?$SPOOLDIR( |\$)"
 pidfile=$(sed -n 's/^PIDFile=//p' "$R$UNIT")
 
 # what systemd does before ExecStart, then the command itself
