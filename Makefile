@@ -8,6 +8,8 @@
 #   make lint       cppcheck and clang-tidy over milter/
 #   make bench      benchmarks (not tests): ratios against Postfix alone and an accept-all filter
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deb        the Debian package build/outbound-milter_VERSION_ARCH.deb
+#                   (debhelper in a scratch copy, checked by lintian)
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -48,7 +50,7 @@ TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%) \
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/tools/%)
 
-.PHONY: all deps run check check-asan check-faults tests install clean bench fuzz lint
+.PHONY: all deps run check check-asan check-faults tests install clean bench fuzz lint deb
 all: $(BINS)
 
 deps:
@@ -138,6 +140,11 @@ install: all
 	install -m 0644 contrib/postfix/main.cf.snippet contrib/postfix/master.cf.snippet \
 		contrib/postfix/master.cf.postqueue.snippet \
 		contrib/sendmail/outbound-milter.mc doc/REDIS.md $(DESTDIR)$(DOCDIR)/examples/
+
+# The version is VERSION above; debian/changelog must say the same.
+deb:
+	@contrib/install-deps --deb
+	contrib/build-deb $(B)
 
 clean:
 	rm -rf build
