@@ -21,7 +21,7 @@
 # Functions (the interface; kept stable):
 #	dr_need			skip the whole test (t_skip_all, or exit 77)
 #				unless run as root with debootstrap, chroot,
-#				ip (netns), flock and python3
+#				ip (netns), nsenter, flock and python3
 #	dr_base			build the cached base once (under a lock, so
 #				that tests started together wait for one
 #				build); prints its path. dr_new calls it.
@@ -108,7 +108,7 @@ dr_need()
 {
 	local c
 	[ "$(id -u)" -eq 0 ] || _dr_skip "needs root (chroot, mounts, network namespaces)"
-	for c in debootstrap chroot ip flock python3 mount umount; do
+	for c in debootstrap chroot ip nsenter flock python3 mount umount; do
 		command -v "$c" >/dev/null 2>&1 || _dr_skip "$c not installed"
 	done
 	ip netns list >/dev/null 2>&1 || _dr_skip "ip netns does not work here"
@@ -255,15 +255,18 @@ dr_run()
 	_dr_chroot "$DR_ROOT" "$@"
 }
 
+# nsenter, not ip netns exec: that one gives every command its own mount
+# namespace, and a process of the root then no longer recognises another
+# one's /proc/PID/exe (start-stop-daemon --exec, pidof fail)
 dr_ns()
 {
-	ip netns exec "$DR_NS" chroot "$DR_ROOT" /usr/bin/env -i PATH="$DR_PATH" \
+	nsenter --net="/run/netns/$DR_NS" chroot "$DR_ROOT" /usr/bin/env -i PATH="$DR_PATH" \
 		HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive "$@"
 }
 
 dr_netns()
 {
-	ip netns exec "$DR_NS" "$@"
+	nsenter --net="/run/netns/$DR_NS" "$@"
 }
 
 dr_apt()
@@ -330,7 +333,7 @@ dr_port_listening()
 {
 	local hex
 	hex=$(printf '%04X' "$1")
-	ip netns exec "$DR_NS" awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
+	nsenter --net="/run/netns/$DR_NS" awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
 		END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
