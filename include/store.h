@@ -194,6 +194,18 @@ int store_unblock(const struct config *cfg, const char *sender);
 struct redisContext;
 struct redisContext *store_open(const struct config *cfg, int command_timeout_ms);
 
+/*
+ * Whether Redis takes this configuration: connect, AUTH (with the ACL
+ * user), SELECT, PING, SCRIPT LOAD of the milter's scripts and a write
+ * under the key prefix, on a connection of its own (closed again). An ACL
+ * that forbids the scripts or the keys, a wrong password or an unreadable
+ * password file is STORE_CHECK_REFUSED; a Redis that cannot be reached
+ * now is STORE_CHECK_UNREACHABLE, which is no configuration error. The
+ * reason is in store_last_error.
+ */
+enum store_check { STORE_CHECK_OK, STORE_CHECK_REFUSED, STORE_CHECK_UNREACHABLE };
+enum store_check store_verify(const struct config *cfg);
+
 /* STORE_OK when Redis answers PING on this thread's connection */
 int store_ping(const struct config *cfg);
 

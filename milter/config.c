@@ -135,7 +135,7 @@ static cfg_opt_t limit_opts[] = {
 };
 
 static cfg_opt_t root_opts[] = {
-	CFG_STR("socket", "unix:/run/outbound-milter/milter.sock", CFGF_NONE),
+	CFG_STR("socket", "unix:/var/spool/postfix/outbound-milter/milter.sock", CFGF_NONE),
 	CFG_STR("socket_mode", "0660", CFGF_NONE),
 	CFG_STR("socket_group", "postfix", CFGF_NONE),
 	CFG_STR("pid_file", "/run/outbound-milter/outbound-milter.pid", CFGF_NONE),
@@ -811,7 +811,7 @@ static const char *socket_problem(const char *s, char *buf, size_t size)
 			return "needs a path after the colon";
 		if (*rest != '/')
 			return "the path must be absolute (the daemon changes to / when it "
-			       "detaches), e.g. unix:/run/outbound-milter/milter.sock";
+			       "detaches), e.g. unix:/var/spool/postfix/outbound-milter/milter.sock";
 		return NULL;
 	}
 	if (strncmp(s, "inet:", 5) == 0) {
@@ -822,7 +822,7 @@ static const char *socket_problem(const char *s, char *buf, size_t size)
 		v6 = true;
 	} else {
 		return "must start with unix:, local:, inet: or inet6: "
-		       "(e.g. unix:/run/outbound-milter/milter.sock or inet:10025@127.0.0.1)";
+		       "(e.g. unix:/var/spool/postfix/outbound-milter/milter.sock or inet:10025@127.0.0.1)";
 	}
 	at = strchr(rest, '@');
 	if (rest == at || *rest == '\0')

@@ -59,6 +59,7 @@
 #include "lease.h"
 #include "log.h"
 #include "policy.h"
+#include "store.h"
 
 #define SHUTDOWN_GRACE_MS 3500
 
@@ -516,6 +517,99 @@ static void check_removable(const char *what, const char *file)
 		what, log_quote(file), (long)getuid(), log_quote(dir));
 }
 
+/*
+ * Started as root: create the folder of FILE when it is missing (its own
+ * last component only; a missing parent is an error that names it), as
+ * MODE, owned by `user` (root without one) and group GROUP ("" keeps
+ * root's), so that the daemon can remove FILE when it stops. Without
+ * systemd's RuntimeDirectory, /run/outbound-milter does not exist after a
+ * boot; the socket folder inside Postfix's queue directory may not exist
+ * before the first start. Anything that exists is left as it is.
+ */
+static int make_own_dir(const struct config *cfg, const char *what, const char *file,
+			mode_t mode, const char *group)
+{
+	char dir[PATH_MAX], parent[PATH_MAX];
+	const char *base, *pbase;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	struct stat st;
+
+	if (file == NULL || !split_path(file, dir, &base) || stat(dir, &st) == 0)
+		return 0;
+	if (errno != ENOENT || geteuid() != 0)
+		return 0; /* opening the file says why */
+	if (split_path(dir, parent, &pbase) && stat(parent, &st) != 0) {
+		log_msg(LOG_ERR, NULL, "cannot create the folder of the %s %s: %s: %s%s", what,
+			log_quote(file), log_quote(parent), strerror(errno),
+			strncmp(parent, "/var/spool/postfix", 18) == 0
+				? " (is Postfix installed here?)"
+				: "");
+		return -1;
+	}
+	if (cfg->user[0] != '\0') {
+		const struct passwd *pw = getpwnam(cfg->user); /* cppcheck-suppress getpwnamCalled ; before any thread */
+
+		if (pw != NULL)
+			uid = pw->pw_uid;
+	}
+	if (group[0] != '\0') {
+		const struct group *gr = getgrnam(group); /* cppcheck-suppress getgrnamCalled ; before any thread */
+
+		if (gr != NULL)
+			gid = gr->gr_gid;
+	}
+	if (mkdir(dir, mode) != 0 || chown(dir, uid, gid) != 0 || chmod(dir, mode) != 0) {
+		log_msg(LOG_ERR, NULL, "cannot create the folder %s of the %s: %s", log_quote(dir),
+			what, strerror(errno));
+		return -1;
+	}
+	log_msg(LOG_INFO, NULL, "created the folder %s (mode %04o) for the %s", log_quote(dir),
+		(unsigned)mode, what);
+	return 0;
+}
+
+/*
+ * Redis takes this configuration's credentials and scripts (store_verify).
+ * Refused: an error naming the file, the server and the user, and 1 (the
+ * start stops; -t fails). Not reachable now: a warning and 0, since Redis
+ * may start later and on_error covers the meantime. CHECK_ONLY (-t):
+ * printed on stderr as FILE: error: ..., like the configuration's
+ * problems; otherwise logged.
+ */
+static int check_redis(const char *file, const struct config *cfg, bool check_only)
+{
+	const struct redis_conf *rc = &cfg->redis;
+	enum store_check r = store_verify(cfg);
+	const char *user = rc->user != NULL ? rc->user : "";
+	const char *host = rc->host != NULL && rc->host[0] != '\0' ? rc->host : "127.0.0.1";
+	const char *why = store_last_error();
+	char where[300], msg[1024];
+	bool refused = r == STORE_CHECK_REFUSED;
+
+	if (r == STORE_CHECK_OK)
+		return 0;
+	if (strncmp(why, "redis: ", 7) == 0)
+		why += 7;
+	if (rc->socket != NULL && rc->socket[0] != '\0')
+		snprintf(where, sizeof(where), "%s", rc->socket);
+	else
+		snprintf(where, sizeof(where), "%s:%d", host, rc->port > 0 ? rc->port : 6379);
+	if (refused)
+		snprintf(msg, sizeof(msg), "redis at %s, %s%s%s: %s", where,
+			 user[0] ? "user \"" : "the default user", user, user[0] ? "\"" : "", why);
+	else
+		snprintf(msg, sizeof(msg),
+			 "redis at %s cannot be reached now (%s): its credentials and scripts are "
+			 "not checked; until it answers, on_error applies",
+			 where, why);
+	if (check_only)
+		fprintf(stderr, "%s: %s: %s\n", file, refused ? "error" : "warning", msg);
+	else
+		log_msg(refused ? LOG_ERR : LOG_WARNING, NULL, "%s: %s", log_quote(file), msg);
+	return refused ? 1 : 0;
+}
+
 /* the pid file, created before privileges are dropped and before the fork */
 static FILE *pid_file_open(const char *pid_file)
 {
@@ -618,8 +712,13 @@ int main(int argc, char **argv)
 	}
 
 	cfg = config_load(file, report, NULL);
-	if (check_only)
-		return cfg != NULL ? (config_free(cfg), 0) : 1;
+	if (check_only) {
+		int rv = cfg == NULL ? 1 : check_redis(file, cfg, true);
+
+		if (cfg != NULL)
+			config_free(cfg);
+		return rv;
+	}
 	/* until it detaches, a start that fails says why on stderr too */
 	log_open(true);
 	report_to_syslog = true;
@@ -640,6 +739,9 @@ int main(int argc, char **argv)
 	 * created closed to everyone but root, then given socket_mode and
 	 * socket_group, so that no other user can slip in meanwhile.
 	 */
+	if (make_own_dir(cfg, "socket", socket_path(cfg->socket), 0750, cfg->socket_group) != 0 ||
+	    (!foreground && make_own_dir(cfg, "pid file", cfg->pid_file, 0755, "") != 0))
+		return 1;
 	old_umask = umask(0177);
 	opened = smfi_opensocket(true);
 	umask(old_umask);
@@ -686,7 +788,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	give_own_dirs(cfg, pidf != NULL);
-	if (drop_privileges(cfg) != 0 || check_password_access(cfg) != 0)
+	if (drop_privileges(cfg) != 0 || check_password_access(cfg) != 0 ||
+	    check_redis(file, cfg, false) != 0)
 		return 1;
 	check_removable("socket", run_socket);
 	check_removable("pid file", run_pid_file);

@@ -850,7 +850,7 @@ bool ops_class_known(const char *name)
 
 /* ---- log ------------------------------------------------------------------------- */
 
-static const char *const log_numeric[] = { "rcpts", "known", "velocity", "tempfailed",
+static const char *const log_numeric[] = { "rcpts", "known", "velocity", "tempfailed", "would_tempfail",
 					   "used", "max", "window" };
 
 /* a number of at most 18 digits (fits a long long) */
@@ -940,7 +940,8 @@ static void log_field(FILE *f, const struct ops_entry *e, const char *name)
 void ops_log_line(FILE *f, const struct ops_entry *e)
 {
 	static const char *const msg_fields[] = { "class", "action", "sender", "client", "rcpts",
-						  "known", "velocity", "tempfailed", "networks",
+						  "known", "velocity", "tempfailed",
+						  "would_tempfail", "networks",
 						  "mode", "reasons" };
 	static const char *const tf_fields[] = { "sender", "client", "rcpt", "network", "rule",
 						 "limit" };

@@ -125,6 +125,30 @@ static const char *mode_name(const struct config *cfg)
 	return cfg->mode == MODE_MONITOR ? "monitor" : "enforce";
 }
 
+/*
+ * The action of a message's log line and decision log entry: in monitor
+ * mode an action that stops or holds mail was not taken, and says so
+ * (would-hold, would-tempfail, would-reject); accept and tag were.
+ */
+static const char *logged_action(const struct config *cfg, enum class_action wanted)
+{
+	static const char *const would[] = {
+		[ACTION_HOLD] = "would-hold",
+		[ACTION_TEMPFAIL] = "would-tempfail",
+		[ACTION_REJECT] = "would-reject",
+	};
+
+	if (cfg->mode == MODE_MONITOR && (unsigned)wanted <= ACTION_REJECT && would[wanted])
+		return would[wanted];
+	return action_name(wanted);
+}
+
+/* the name of the count of refused recipients: monitor mode refused none */
+static const char *tempfailed_field(const struct config *cfg)
+{
+	return cfg->mode == MODE_MONITOR ? "would_tempfail" : "tempfailed";
+}
+
 /* the counters and log entries of the recipients refused by a limit */
 static void stats_refusals(const struct msg_state *m, const char *client, struct stats_batch *b)
 {
@@ -706,10 +730,11 @@ static void eom_store_failed(struct msg_state *m, struct conn_state *c, const ch
 			 "Rate limit store unavailable, try again later");
 	}
 	log_msg(LOG_WARNING, m->qid,
-		"class=unknown action=%s sender=%s client=%s rcpts=%u tempfailed=%u networks=%s "
+		"class=unknown action=%s sender=%s client=%s rcpts=%u %s=%u networks=%s "
 		"mode=%s reasons=store-unavailable",
 		accept ? "accept" : "tempfail", log_quote(m->sender_id),
-		log_quote(c->client_text), m->rcpts, m->tempfailed, log_quote(nets),
+		log_quote(c->client_text), m->rcpts, tempfailed_field(cfg), m->tempfailed,
+		log_quote(nets),
 		cfg->mode == MODE_MONITOR ? "monitor" : "enforce");
 }
 
@@ -820,8 +845,8 @@ static void stats_message(const struct msg_state *m, const char *client,
 	snprintf(tempfailed, sizeof(tempfailed), "%u", m->tempfailed);
 	stats_log(b, 13, "type", "message", "qid", m->qid[0] ? m->qid : LOG_NOQUEUE, "sender",
 		  who, "client", client, "rcpts", rcpts, "known", known, "velocity", velocity,
-		  "tempfailed", tempfailed, "networks", nets, "class", cls, "action",
-		  action_name(wanted), "mode", mode_name(cfg), "reasons",
+		  tempfailed_field(cfg), tempfailed, "networks", nets, "class", cls, "action",
+		  logged_action(cfg, wanted), "mode", mode_name(cfg), "reasons",
 		  cr->reasons[0] ? cr->reasons : "-");
 }
 
@@ -965,9 +990,10 @@ void policy_eom(struct conn_state *c, const char *qid, struct eom_result *res)
 	eom_answer(cfg, act, &in, &cr, res);
 	log_msg(LOG_INFO, m->qid,
 		"class=%s action=%s sender=%s client=%s rcpts=%u known=%u velocity=%u "
-		"tempfailed=%u networks=%s mode=%s reasons=%s%s",
-		class_name(cr.cls), action_name(wanted), log_quote(m->sender_id),
-		log_quote(c->client_text), in.rcpts, in.known, in.velocity, m->tempfailed,
+		"%s=%u networks=%s mode=%s reasons=%s%s",
+		class_name(cr.cls), logged_action(cfg, wanted), log_quote(m->sender_id),
+		log_quote(c->client_text), in.rcpts, in.known, in.velocity, tempfailed_field(cfg),
+		m->tempfailed,
 		log_quote(nets), mode_name(cfg), log_quote(cr.reasons[0] ? cr.reasons : "-"),
 		m->limited ? "" : " limited=no");
 }

@@ -89,6 +89,8 @@ static pthread_once_t store_once = PTHREAD_ONCE_INIT;
 static int store_key_ok;
 
 static __thread char store_err[STORE_ERR_SIZE];
+/* the last connect failed because Redis said no (AUTH, SELECT) or the password was unreadable */
+static __thread bool store_refused;
 
 /* store_fail - remember why the current call failed */
 static void store_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -275,8 +277,10 @@ static int store_setup_command(redisContext *c, long long deadline, int timeout_
 		return -1;
 	}
 	ok = r->type != REDIS_REPLY_ERROR;
-	if (!ok)
+	if (!ok) {
 		store_fail("redis: %s: %.*s", argv[0], (int)r->len, r->str);
+		store_refused = true;
+	}
 	freeReplyObject(r);
 	return ok ? 0 : -1;
 }
@@ -297,8 +301,10 @@ static int store_handshake(redisContext *c, const struct redis_conf *rc, long lo
 		char pass[1024];
 		int argc = 0;
 
-		if (store_read_password(rc->password_file, pass, sizeof(pass)) != 0)
+		if (store_read_password(rc->password_file, pass, sizeof(pass)) != 0) {
+			store_refused = true;
 			return -1;
+		}
 		argv[argc] = "AUTH";
 		lens[argc++] = 4;
 		if (rc->user != NULL && rc->user[0] != '\0') {
@@ -401,6 +407,7 @@ redisContext *store_open(const struct config *cfg, int command_timeout_ms)
 	redisContext *c;
 	char where[128];
 
+	store_refused = false;
 	if (rc->socket != NULL && rc->socket[0] != '\0') {
 		snprintf(where, sizeof(where), "%s", rc->socket);
 		c = redisConnectUnixWithTimeout(rc->socket, store_tv(timeout_ms));
@@ -463,6 +470,74 @@ static int store_load_script(struct store_conn *s, const struct config *cfg,
 		store_fail("redis: SCRIPT LOAD: unexpected reply");
 	}
 	freeReplyObject(r);
+	return rv;
+}
+
+/*
+ * store_verify_command - one command of the check on C; 0, or -1 with
+ * why (Redis's error: NOPERM names the command or key it refused).
+ */
+static int store_verify_command(redisContext *c, int argc, const char **argv,
+				const size_t *lens, const char *what)
+{
+	redisReply *r = redisCommandArgv(c, argc, argv, lens);
+	int rv = 0;
+
+	if (r == NULL) {
+		store_fail("redis: %s: %s", what, c->errstr[0] ? c->errstr : "connection error");
+		return -1;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		store_fail("redis: %s: %.*s", what, (int)r->len, r->str);
+		rv = -1;
+	}
+	freeReplyObject(r);
+	return rv;
+}
+
+enum store_check store_verify(const struct config *cfg)
+{
+	int timeout_ms = store_timeout_ms(cfg);
+	enum store_check rv = STORE_CHECK_OK;
+	const char *argv[3];
+	size_t lens[3];
+	char key[512], pass[1024];
+	const char *pw = cfg->redis.password_file;
+	redisContext *c;
+
+	/* the password file first: unusable whether Redis is up or not */
+	if (pw != NULL && pw[0] != '\0') {
+		int bad = store_read_password(pw, pass, sizeof(pass));
+
+		explicit_bzero(pass, sizeof(pass));
+		if (bad != 0)
+			return STORE_CHECK_REFUSED;
+	}
+	if ((c = store_open(cfg, timeout_ms)) == NULL)
+		return store_refused ? STORE_CHECK_REFUSED : STORE_CHECK_UNREACHABLE;
+	for (int k = 0; k < SCRIPT_COUNT && rv == STORE_CHECK_OK; k++) {
+		argv[0] = "SCRIPT";
+		argv[1] = "LOAD";
+		argv[2] = store_script_src[k];
+		lens[0] = 6;
+		lens[1] = 4;
+		lens[2] = strlen(argv[2]);
+		if (store_verify_command(c, 3, argv, lens, "SCRIPT LOAD") != 0)
+			rv = STORE_CHECK_REFUSED;
+	}
+	/* a write under the prefix: an ACL that forbids the keys fails here */
+	snprintf(key, sizeof(key), "%scheck", cfg->redis.prefix);
+	argv[0] = "PEXPIRE";
+	argv[1] = key;
+	argv[2] = "1";
+	lens[0] = 7;
+	lens[1] = strlen(key);
+	lens[2] = 1;
+	if (rv == STORE_CHECK_OK && store_verify_command(c, 3, argv, lens, "PEXPIRE") != 0)
+		rv = STORE_CHECK_REFUSED;
+	if (rv == STORE_CHECK_REFUSED && c->err != 0)
+		rv = STORE_CHECK_UNREACHABLE; /* lost on the way, not refused */
+	redisFree(c);
 	return rv;
 }
 

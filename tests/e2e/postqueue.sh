@@ -42,7 +42,7 @@ awk '/^submission /{e=1; next} /^[^ #]/{e=0} e && /sender_restrictions|smtpd_mil
 	"$SNIPPET" | sed "s/10027/$R/" >>"$cf"
 # the re-injection client and the loopback smtpd, as the snippet writes them
 sed -n '/^obm-shaper /,$p' "$SNIPPET" |
-	sed -e "s/10027/$R/" -e "s|unix:/run/outbound-milter/milter.sock|unix:$T/milter.sock|" >>"$cf"
+	sed -e "s/10027/$R/" -e "s|unix:outbound-milter/milter.sock|unix:$T/milter.sock|" >>"$cf"
 t_diag "master.cf additions: $(grep -c . "$cf") lines"
 pf_start a
 SUB=${PF_PORT[a/sub]}

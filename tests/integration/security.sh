@@ -11,8 +11,11 @@
 #    is refused by the same flags, and no log_msg/syslog call has a format
 #    that is not a string literal;
 #  * Redis AUTH with an ACL user (restricted to the obm: keys, no
-#    dangerous commands) and password_file works end to end, a wrong
-#    password is refused by Redis and the milter applies on_error;
+#    dangerous commands) and password_file works end to end; -t and the
+#    start refuse a wrong password, an ACL without the scripts or the
+#    keys (naming the server and the user), and only warn when Redis is
+#    down; a password that goes wrong later is refused by Redis and the
+#    milter applies on_error;
 #  * password_file: readable by other users (0644, 0604) is refused by -t
 #    and at start (exit 1) with FILE:LINE; 0640 and 0600 are accepted; a
 #    missing file or a relative path is refused; a reload with a
@@ -254,11 +257,54 @@ t_is "socket_mode 0600, socket_group \"\": socket mode and owner" \
 	"$(stat -c '%a %U' "$T/milter.sock")" "600 root"
 milter_stop auth
 
-# a wrong password: Redis refuses, on_error = tempfail applies at RCPT
+# -t and the start try the credentials, the scripts and the keys: a
+# refusal names the server and the user; a Redis that is down is no
+# configuration error (on_error covers it)
 printf 'not-the-password\n' >"$T/wrong.pw"
 chmod 0600 "$T/wrong.pw"
 MC_ON_ERROR=tempfail sec_conf "$T/wrong.conf" "$T/wrong.pw"
-milter_start wrong "$T/wrong.conf" "unix:$T/milter.sock"
+out=$("$MILTER" -t -c "$T/wrong.conf" 2>&1)
+rc=$?
+t_is "-t with a wrong password: exit 1" "$rc" 1
+t_like "-t with a wrong password: the server, the user and Redis's answer" "$out" \
+	"^$T/wrong.conf: error: redis at $REDIS_SOCK, user \"$REDIS_USER\": AUTH: WRONGPASS"
+out=$(timeout -k 2 10 "$MILTER" -f -c "$T/wrong.conf" 2>&1 </dev/null)
+rc=$?
+t_is "start with a wrong password: exit 1" "$rc" 1
+t_like "start with a wrong password: the reason on stderr" "$out" \
+	", user \"$REDIS_USER\": AUTH: WRONGPASS"
+t_not "start with a wrong password: no socket left listening" t_unix_listening "$T/milter.sock"
+for acl in "-@scripting:SCRIPT LOAD: NOPERM" "~other:*:PEXPIRE: NOPERM"; do
+	rule=${acl%%:[A-Z]*}
+	want=${acl#"$rule:"}
+	acli ACL SETUSER obm-narrow reset on ">$MILTER_PASS" '~obm:*' resetchannels '+@all' \
+		'-@dangerous' >/dev/null
+	[ "$rule" = "~other:*" ] && acli ACL SETUSER obm-narrow resetkeys '~other:*' >/dev/null
+	[ "$rule" = "-@scripting" ] && acli ACL SETUSER obm-narrow -@scripting >/dev/null
+	sec_conf "$T/narrow.conf" "$PW"
+	sed -i "s/user = \"$REDIS_USER\"/user = \"obm-narrow\"/" "$T/narrow.conf"
+	out=$("$MILTER" -t -c "$T/narrow.conf" 2>&1)
+	rc=$?
+	t_is "-t with an ACL user without $rule: exit 1" "$rc" 1
+	t_like "-t with an ACL user without $rule: what Redis refused" "$out" \
+		", user \"obm-narrow\": $want"
+done
+acli ACL DELUSER obm-narrow >/dev/null
+sed "s|$REDIS_SOCK|$T/no-redis.sock|" "$T/pw.conf" >"$T/down.conf"
+out=$("$MILTER" -t -c "$T/down.conf" 2>&1)
+rc=$?
+t_is "-t with Redis down: exit 0" "$rc" 0
+t_like "-t with Redis down: a warning that the credentials are not checked" "$out" \
+	"^$T/down.conf: warning: redis at $T/no-redis.sock cannot be reached now .*not checked"
+
+# a password that goes wrong while the daemon runs: Redis refuses, on_error
+# = tempfail applies at RCPT
+MC_ON_ERROR=tempfail sec_conf "$T/later.conf" "$T/later.pw"
+install -m 0600 "$PW" "$T/later.pw"
+milter_start wrong "$T/later.conf" "unix:$T/milter.sock"
+cp "$T/wrong.pw" "$T/later.pw"
+kill -HUP "${MILTER_PID[wrong]}"
+t_wait_log "$(milter_log wrong)" 'reloaded' 5
 mt_run wrong "$T/sec.lua" "sock=unix:$T/milter.sock" "label=wrong password" "want=replycode"
 t_file_like "wrong password: the AUTH failure is logged" "$(milter_log wrong)" \
 	'AUTH.*(WRONGPASS|invalid username-password)'
@@ -368,8 +414,9 @@ else
 	fail_start "started as $U with user = root" "$T/noroot.conf" \
 		"cannot switch to user root: not started as root" \
 		setpriv --reuid="$uid" --regid="$gid" --init-groups
-	MC_SOCKET=inet:$port@127.0.0.1 sec_conf "$T/self.conf" "" 'socket_mode = "0660"' \
-		"user = \"$U\"" "group = \"$U\""
+	install -m 0600 -o "$uid" -g "$gid" "$PW" "$T/self.pw"
+	MC_SOCKET=inet:$port@127.0.0.1 sec_conf "$T/self.conf" "$T/self.pw" \
+		'socket_mode = "0660"' "user = \"$U\"" "group = \"$U\""
 	chmod 0644 "$T/self.conf"
 	setpriv --reuid="$uid" --regid="$gid" --init-groups \
 		"$MILTER" -f -c "$T/self.conf" </dev/null >"$T/self.log" 2>&1 &

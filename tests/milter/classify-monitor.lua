@@ -13,7 +13,8 @@ local S = "sr-mon@example.com"
 local e, r = C.send(conn, S, T.addrs("gmail.com", 20), { qid = "MONC001" })
 T.all(r, "continue", "spam-risk: all 20 recipients continue")
 C.expect(conn, "MONC001", e, "spam-risk",
-    { class = "spam-risk", action = "hold", mode = "monitor", rcpts = 20, reasons = SR_REASONS },
+    { class = "spam-risk", action = "would-hold", mode = "monitor", rcpts = 20, would_tempfail = 0,
+      reasons = SR_REASONS },
     "monitor, spam-risk")
 T.ok(not C.held(conn), "monitor, spam-risk: not held")
 T.is(T.wait_zcard(T.pkey("google", S), 0), 0, "monitor, spam-risk: nothing left pending")
@@ -28,7 +29,7 @@ e, r = C.send(conn, S, list, { qid = "MONC002",
     extra = { { "List-Unsubscribe", "<https://example.com/u>, <mailto:u@example.com>" },
     { "List-Unsubscribe-Post", "List-Unsubscribe=One-Click" } } })
 C.expect(conn, "MONC002", e, "bulk; reasons=rcpt-count,list-unsubscribe",
-    { class = "bulk", action = "reject", mode = "monitor", reasons = "rcpt-count,list-unsubscribe" },
+    { class = "bulk", action = "would-reject", mode = "monitor", reasons = "rcpt-count,list-unsubscribe" },
     "monitor, bulk")
 
 -- personal (accept configured): monitor mode always adds the header

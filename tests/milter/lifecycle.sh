@@ -200,13 +200,34 @@ t_file_like "the start says the socket will stay behind, and why" "$(milter_log 
 milter_stop shared
 t_is "the shared folder's other file is untouched" "$(cat "$T/shared/other-file")" keep
 
+# without systemd: the missing folders of the socket and the pid file are
+# created (the socket's for socket_group, both owned by `user`), and the
+# daemon removes both files when it stops
+conf "$T/mkdirs.conf" "unix:$T/sockdir/milter.sock" "pid_file = \"$T/rundir/milter.pid\"" \
+	'user = "nobody"' 'socket_group = "nogroup"'
+out=$(timeout 10 "$MILTER" -c "$T/mkdirs.conf" 2>&1 </dev/null)
+rc=$?
+t_is "start without -f, folders missing: started" "$rc" 0
+pid=$(cat "$T/rundir/milter.pid" 2>/dev/null)
+t_is "the socket folder: created 0750 for user and socket_group" \
+	"$(stat -c '%U %G %a' "$T/sockdir")" "nobody nogroup 750"
+t_is "the pid file folder: created 0755 for user" "$(stat -c '%U %a' "$T/rundir")" "nobody 755"
+t_ok "the socket listens" t_unix_listening "$T/sockdir/milter.sock"
+if [ -n "$pid" ]; then
+	kill -TERM "$pid"
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+fi
+t_not "stopped" kill -0 "${pid:-0}"
+t_not "the socket is removed at stop" test -e "$T/sockdir/milter.sock"
+t_not "the pid file is removed at stop" test -e "$T/rundir/milter.pid"
+
 # a start that fails before detaching says why on stderr, not only in syslog
-conf "$T/nopid.conf" "unix:$T/nopid.sock" "pid_file = \"$T/no-such-folder/milter.pid\""
+conf "$T/nopid.conf" "unix:$T/nopid.sock" "pid_file = \"$T/no-such-folder/sub/milter.pid\""
 out=$(timeout 10 "$MILTER" -c "$T/nopid.conf" 2>&1 </dev/null)
 rc=$?
-t_is "start without -f, pid file folder missing: exit 1" "$rc" 1
-t_like "start without -f, pid file folder missing: the reason on stderr" "$out" \
-	"no-such-folder/milter.pid"
+t_is "start without -f, pid file's parent folder missing: exit 1" "$rc" 1
+t_like "start without -f, parent folder missing: the reason on stderr" "$out" \
+	"pid file .*no-such-folder/sub/milter.pid: $T/no-such-folder: No such file or directory"
 t_not "start without -f, pid file folder missing: nothing left listening" \
 	t_unix_listening "$T/nopid.sock"
 t_done

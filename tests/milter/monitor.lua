@@ -24,6 +24,10 @@ T.log_has({ "MON0002: action=would-tempfail rcpt=u14@gmail.com" },
     "second message: its first recipient would have been tempfailed")
 T.log_has({ "MON0001: class=spam-risk action=tag sender=m@example.com", "mode=monitor" },
     "decision line says mode=monitor")
+T.log_has({ "MON0001: class=spam-risk ", " would_tempfail=3 " },
+    "decision line: 3 recipients would have been tempfailed")
+T.ok(#T.log_lines({ " class=", " tempfailed=" }) == 0,
+    "no decision line counts tempfailed recipients in monitor mode")
 T.ok(#T.log_lines({ "action=tempfail " }) == 0, "no action=tempfail line in monitor mode")
 
 -- what a monitor is for: the units it would have refused are not admitted,

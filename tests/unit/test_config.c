@@ -219,7 +219,7 @@ static char *read_all(const char *path)
 /* the documented defaults (outbound-milter.conf(5)), whatever file gave them */
 static void assert_defaults(const struct config *c)
 {
-	assert_string_equal(c->socket, "unix:/run/outbound-milter/milter.sock");
+	assert_string_equal(c->socket, "unix:/var/spool/postfix/outbound-milter/milter.sock");
 	assert_int_equal(c->socket_mode, 0660);
 	assert_string_equal(c->socket_group, "postfix");
 	assert_string_equal(c->pid_file, "/run/outbound-milter/outbound-milter.pid");
