@@ -33,7 +33,8 @@
  * command line), 2 when the command cannot be carried out: configuration
  * missing, unreadable or with errors, a password file that cannot be read,
  * a file to import that cannot be read, Redis unreachable or refusing a
- * command. Each says why in one line on stderr.
+ * command. Each failure says why on stderr, in lines that start with
+ * "outboundctl: " (one, but for a configuration with several errors).
  */
 #include <ctype.h>
 #include <errno.h>
