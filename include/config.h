@@ -59,6 +59,9 @@ struct redis_conf {
 	char *socket; /* unix socket path; wins over host/port when non-empty */
 	char *user;
 	char *password_file;
+	/* outboundctl's reading commands only; the daemon never uses them */
+	char *readonly_user;
+	char *readonly_password_file;
 	int db;
 	char *prefix;
 	int timeout_ms;
@@ -129,6 +132,17 @@ typedef void (*config_report_fn)(void *arg, const char *file, int line,
  * there was at least one error; every error and warning goes to REPORT.
  */
 struct config *config_load(const char *file, config_report_fn report, void *arg);
+
+/*
+ * config_load_flags FLAGS. CONFIG_CREDENTIALS_UNOPENED: the password files
+ * are checked (absolute path, regular file, mode) but not opened, so that
+ * one this process cannot read is no error: the caller opens the one it
+ * uses (outboundctl, run by users who may read only the read-only one).
+ * Without it password_file must be readable now, as the daemon needs it.
+ */
+#define CONFIG_CREDENTIALS_UNOPENED 1u
+struct config *config_load_flags(const char *file, unsigned flags, config_report_fn report,
+				 void *arg);
 void config_free(struct config *cfg);
 
 /* Default reporter: "FILE:LINE: error|warning: msg" on stderr. */

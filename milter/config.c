@@ -81,6 +81,8 @@ static cfg_opt_t redis_opts[] = {
 	CFG_STR("socket", "", CFGF_NONE),
 	CFG_STR("user", "", CFGF_NONE),
 	CFG_STR("password_file", "", CFGF_NONE),
+	CFG_STR("readonly_user", "", CFGF_NONE),
+	CFG_STR("readonly_password_file", "", CFGF_NONE),
 	CFG_INT("db", 0, CFGF_NONE),
 	CFG_STR("prefix", "obm:", CFGF_NONE),
 	CFG_INT("timeout_ms", 200, CFGF_NONE),
@@ -221,6 +223,7 @@ struct load {
 	size_t sn, scap;
 
 	cfg_t *cur_limit; /* the limit section being parsed */
+	unsigned flags;   /* CONFIG_* of config_load_flags */
 	bool oom;
 };
 
@@ -1019,38 +1022,60 @@ static void get_cidrs(struct load *ld, cfg_t *sec, const char *name, struct cidr
 }
 
 /*
- * The Redis password file must exist, be readable (by whoever loads the
- * configuration: at a reload that is the unprivileged user), be a regular
- * file with an absolute path (the daemon changes to / when it detaches),
- * and be closed to other users: a password everybody can read protects
- * nothing, so such a file is refused rather than used.
+ * A Redis password file (password_file, readonly_password_file) must have
+ * an absolute path (the daemon changes to / when it detaches), be a
+ * regular file and be closed to other users: a password everybody can
+ * read protects nothing, so such a file is refused rather than used.
+ * OPEN: it must also be readable now, by whoever loads the configuration
+ * (at a reload that is the unprivileged user). A file that is not opened
+ * is only looked at, and one that cannot even be looked at (a directory
+ * closed to this user) is left to whoever opens it.
  */
-static void check_password_file(struct load *ld, cfg_t *sec, const char *path)
+static void check_password_file(struct load *ld, cfg_t *sec, const char *name,
+				const char *path, bool open_it)
 {
-	int line = value_line(ld, sec, "password_file", 0);
+	int line = value_line(ld, sec, name, 0);
 	struct stat st;
-	int fd;
+	int fd = -1, rc;
 
 	if (path == NULL || path[0] == '\0')
 		return;
 	if (path[0] != '/') {
-		problem(ld, line, true, "redis: password_file '%s' must be an absolute path", path);
+		problem(ld, line, true, "redis: %s '%s' must be an absolute path", name, path);
 		return;
 	}
-	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		problem(ld, line, true, "redis: password_file %s: %s", path, strerror(errno));
-		return;
+	if (open_it) {
+		fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		rc = fd < 0 ? -1 : fstat(fd, &st);
+	} else {
+		rc = stat(path, &st);
+		if (rc != 0 && errno == EACCES)
+			return;
 	}
-	if (fstat(fd, &st) != 0)
-		problem(ld, line, true, "redis: password_file %s: %s", path, strerror(errno));
+	if (rc != 0)
+		problem(ld, line, true, "redis: %s %s: %s", name, path, strerror(errno));
 	else if (!S_ISREG(st.st_mode))
-		problem(ld, line, true, "redis: password_file %s is not a regular file", path);
+		problem(ld, line, true, "redis: %s %s is not a regular file", name, path);
 	else if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0)
-		problem(ld, line, true, "redis: password_file %s has mode %04o: other users "
-			"can read or change the password (chmod o-rw)", path,
+		problem(ld, line, true, "redis: %s %s has mode %04o: other users "
+			"can read or change the password (chmod o-rw)", name, path,
 			(unsigned)(st.st_mode & 07777));
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * The read-only credentials: the file is only looked at here, the daemon
+ * never reads it (it may well be unable to: 0640 root:adm). A user
+ * without a password would be ignored without a word, so it is an error.
+ */
+static void check_readonly(struct load *ld, cfg_t *sec, const struct redis_conf *r)
+{
+	check_password_file(ld, sec, "readonly_password_file", r->readonly_password_file, false);
+	if (r->readonly_user != NULL && r->readonly_user[0] != '\0' &&
+	    r->readonly_password_file != NULL && r->readonly_password_file[0] == '\0')
+		problem(ld, value_line(ld, sec, "readonly_user", 0), true,
+			"redis: readonly_user is set but readonly_password_file is not");
 }
 
 static void build_redis(struct load *ld, cfg_t *sec, struct redis_conf *r)
@@ -1062,7 +1087,11 @@ static void build_redis(struct load *ld, cfg_t *sec, struct redis_conf *r)
 	r->socket = get_str(ld, sec, "socket");
 	r->user = get_str(ld, sec, "user");
 	r->password_file = get_str(ld, sec, "password_file");
-	check_password_file(ld, sec, r->password_file);
+	check_password_file(ld, sec, "password_file", r->password_file,
+			    !(ld->flags & CONFIG_CREDENTIALS_UNOPENED));
+	r->readonly_user = get_str(ld, sec, "readonly_user");
+	r->readonly_password_file = get_str(ld, sec, "readonly_password_file");
+	check_readonly(ld, sec, r);
 	r->db = (int)get_int(ld, sec, pfx, "db", 0, REDIS_DB_MAX);
 	r->prefix = get_str(ld, sec, "prefix");
 	r->timeout_ms = (int)get_int(ld, sec, pfx, "timeout_ms", 1, 60000);
@@ -1622,7 +1651,13 @@ static bool parse_text(struct load *ld, cfg_t *root, const char *file, char *tex
 
 struct config *config_load(const char *file, config_report_fn report, void *arg)
 {
-	struct load ld = {.file = file};
+	return config_load_flags(file, 0, report, arg);
+}
+
+struct config *config_load_flags(const char *file, unsigned flags, config_report_fn report,
+				 void *arg)
+{
+	struct load ld = {.file = file, .flags = flags};
 	struct config *c = NULL;
 	cfg_t *root;
 	char *text;
@@ -1692,6 +1727,8 @@ void config_free(struct config *cfg)
 	free(cfg->redis.socket);
 	free(cfg->redis.user);
 	free(cfg->redis.password_file);
+	free(cfg->redis.readonly_user);
+	free(cfg->redis.readonly_password_file);
 	free(cfg->redis.prefix);
 	free(cfg->classify.header);
 

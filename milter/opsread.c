@@ -1231,8 +1231,13 @@ long long opsread_reset(struct opsread *o, const char *sender, const char *netwo
 				deleted = -1;
 				break;
 			}
-			if (r->type == REDIS_REPLY_INTEGER)
+			/* refused (NOPERM for a read-only user): said, the batch still read */
+			if (r->type == REDIS_REPLY_ERROR && deleted >= 0) {
+				ops_fail("redis: DEL: %.*s", (int)r->len, r->str);
+				deleted = -1;
+			} else if (r->type == REDIS_REPLY_INTEGER && deleted >= 0) {
 				deleted += r->integer;
+			}
 			freeReplyObject(r);
 		}
 	}

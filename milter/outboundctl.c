@@ -18,13 +18,29 @@
  * "Now" is the clock, or OBM_NOW (epoch seconds) from the environment: the
  * tests fix the hour buckets and windows with it.
  *
+ * Credentials: a command that only reads (stats, top, sender, network,
+ * log, metrics, rel show) uses the redis section's readonly_user and
+ * readonly_password_file when they are set, the others user and
+ * password_file. The choice is made once, by swapping the two pairs in
+ * this run's own copy of the configuration before anything connects, so
+ * store.c and opsread.c connect as they always do. The configuration is
+ * loaded without opening the password files; the one in use is opened
+ * before the command runs, so that a user who may not read it is told so,
+ * as whom, and what to use instead.
+ *
  * Configuration errors are printed as FILE:LINE: error: ...; warnings are
- * left to `outbound-milter -t`. Exit status: 0 success, 1 usage or
- * configuration error, 2 when Redis cannot be reached (or fails a command).
+ * left to `outbound-milter -t`. Exit status: 0 success, 1 usage error (the
+ * command line), 2 when the command cannot be carried out: configuration
+ * missing, unreadable or with errors, a password file that cannot be read,
+ * a file to import that cannot be read, Redis unreachable or refusing a
+ * command. Each failure says why on stderr, in lines that start with
+ * "outboundctl: " (one, but for a configuration with several errors).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -49,8 +65,8 @@
 #define OBM_VERSION "unknown"
 #endif
 
-#define EXIT_USAGE 1
-#define EXIT_REDIS 2
+#define EXIT_USAGE 1 /* the command line is wrong */
+#define EXIT_FAIL 2  /* configuration, credentials, a file or Redis failed it */
 
 #define DEFAULT_REASON "blocked with outboundctl"
 #define TTL_MAX_SECONDS (100LL * 365 * 86400)
@@ -130,8 +146,12 @@ struct command {
 	int max_args;      /* -1: any number */
 	unsigned opts;     /* options it takes besides the global ones */
 	int (*run)(struct ctl *ctl, char **args, int n);
+	bool reads;        /* only reads: may use the read-only credentials */
 	const char *help;
 };
+
+#define READS true
+#define WRITES false
 
 static int cmd_rel_add(struct ctl *ctl, char **args, int n);
 static int cmd_rel_del(struct ctl *ctl, char **args, int n);
@@ -148,48 +168,48 @@ static int cmd_reset(struct ctl *ctl, char **args, int n);
 static int cmd_metrics(struct ctl *ctl, char **args, int n);
 
 static const struct command commands[] = {
-	{ "stats", "[--hours N]", 0, 0, OPT_HOURS, cmd_stats,
+	{ "stats", "[--hours N]", 0, 0, OPT_HOURS, cmd_stats, READS,
 	  "classes, actions, networks (used/limit of\n"
 	  "the busiest sender per rule), top senders;\n"
 	  "N hour buckets added up (default 1: this\n"
 	  "UTC hour)" },
-	{ "top", "[--interval S]", 0, 0, OPT_INTERVAL, cmd_top,
+	{ "top", "[--interval S]", 0, 0, OPT_INTERVAL, cmd_top, READS,
 	  "live view of the above, refreshed every S\n"
 	  "seconds (default 2); q or Ctrl-C quits" },
-	{ "sender", "ADDRESS", 1, 1, 0, cmd_sender,
+	{ "sender", "ADDRESS", 1, 1, 0, cmd_sender, READS,
 	  "limits in use per network, velocity, class\n"
 	  "counts (this hour, 24 h), block, last\n"
 	  "decisions" },
-	{ "network", "NAME", 1, 1, 0, cmd_network,
+	{ "network", "NAME", 1, 1, 0, cmd_network, READS,
 	  "usage of one network (or a domain's) by\n"
 	  "its top 20 senders" },
 	{ "log", "[--sender A] [--queue-id Q] [--class C] [--since T] [--follow] [--count N]",
 	  0, 0, OPT_SENDER | OPT_QUEUE_ID | OPT_CLASS | OPT_SINCE | OPT_FOLLOW | OPT_COUNT,
-	  cmd_log,
+	  cmd_log, READS,
 	  "decision log, newest last (default: last\n"
 	  "20 entries); T: 2026-11-30T14:00:00Z,\n"
 	  "epoch seconds or 15m, 2h ago; --follow\n"
 	  "waits for more (with --json: one object\n"
 	  "a line)" },
-	{ "rel add", "SENDER RECIPIENT...", 2, -1, 0, cmd_rel_add,
+	{ "rel add", "SENDER RECIPIENT...", 2, -1, 0, cmd_rel_add, WRITES,
 	  "make RECIPIENTs known to SENDER (seen now)" },
-	{ "rel del", "SENDER RECIPIENT...", 2, -1, 0, cmd_rel_del,
+	{ "rel del", "SENDER RECIPIENT...", 2, -1, 0, cmd_rel_del, WRITES,
 	  "forget those relationships" },
-	{ "rel show", "SENDER", 1, 1, 0, cmd_rel_show,
+	{ "rel show", "SENDER", 1, 1, 0, cmd_rel_show, READS,
 	  "SENDER's relationships, newest first" },
-	{ "rel import", "SENDER FILE", 2, 2, 0, cmd_rel_import,
+	{ "rel import", "SENDER FILE", 2, 2, 0, cmd_rel_import, WRITES,
 	  "add FILE's addresses, one a line ('-':\n"
 	  "stdin; '#' comments); bad lines are skipped" },
 	{ "block", "ADDRESS [--reason R] [--ttl DURATION]", 1, 1, OPT_REASON | OPT_TTL,
-	  cmd_block,
+	  cmd_block, WRITES,
 	  "freeze a sender on every MTA (its mail is\n"
 	  "spam-risk); DURATION: 3600, 90s, 30m, 12h,\n"
 	  "7d (default: until unblocked)" },
-	{ "unblock", "ADDRESS", 1, 1, 0, cmd_unblock, "lift a block" },
-	{ "reset", "ADDRESS [--network NAME]", 1, 1, OPT_NETWORK, cmd_reset,
+	{ "unblock", "ADDRESS", 1, 1, 0, cmd_unblock, WRITES, "lift a block" },
+	{ "reset", "ADDRESS [--network NAME]", 1, 1, OPT_NETWORK, cmd_reset, WRITES,
 	  "clear the sender's rate windows (every\n"
 	  "network, or one)" },
-	{ "metrics", "", 0, 0, 0, cmd_metrics,
+	{ "metrics", "", 0, 0, 0, cmd_metrics, READS,
 	  "Prometheus text exposition; the *_hour\n"
 	  "gauges count the current UTC hour bucket" },
 };
@@ -227,8 +247,9 @@ static void usage(FILE *f)
 		   "  -h, --help          show this help\n"
 		   "  -V, --version       print the version\n"
 		   "  -f, -n N            log: --follow, --count N\n"
-		   "\nExit status: 0 success, 1 usage or configuration error,\n"
-		   "2 Redis cannot be reached.\n");
+		   "\nExit status: 0 success, 1 usage error, 2 the command could not\n"
+		   "be carried out (configuration or password file unreadable or\n"
+		   "wrong, Redis unreachable or refusing).\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -248,7 +269,7 @@ static int usage_error(const char *fmt, ...)
 static int redis_error(void)
 {
 	fprintf(stderr, "outboundctl: %s\n", store_last_error());
-	return EXIT_REDIS;
+	return EXIT_FAIL;
 }
 
 /* redis_check - once the arguments are good: can Redis be reached? */
@@ -515,7 +536,7 @@ static int cmd_rel_show(struct ctl *ctl, char **args, int n)
 	}
 	if (rows.oom) {
 		fprintf(stderr, "outboundctl: out of memory\n");
-		rv = EXIT_REDIS;
+		rv = EXIT_FAIL;
 		goto out;
 	}
 	if (ctl->json) {
@@ -588,7 +609,7 @@ static int cmd_rel_import(struct ctl *ctl, char **args, int n)
 		name = "stdin";
 	} else if ((fp = fopen(file, "r")) == NULL) {
 		fprintf(stderr, "outboundctl: %s: %s\n", file, strerror(errno));
-		return EXIT_USAGE;
+		return EXIT_FAIL;
 	} else {
 		name = file;
 	}
@@ -614,7 +635,7 @@ static int cmd_rel_import(struct ctl *ctl, char **args, int n)
 	}
 	if (ferror(fp)) {
 		fprintf(stderr, "outboundctl: %s: %s\n", name, strerror(errno));
-		rv = EXIT_USAGE;
+		rv = EXIT_FAIL;
 	}
 	free(line);
 	if (fp != stdin)
@@ -734,7 +755,7 @@ static int ops_failed(struct opsread *o)
 {
 	fprintf(stderr, "outboundctl: %s\n", opsread_error());
 	opsread_close(o);
-	return EXIT_REDIS;
+	return EXIT_FAIL;
 }
 
 /* parse_number - S as an integer in MIN..MAX */
@@ -804,7 +825,7 @@ static int cmd_stats(struct ctl *ctl, char **args, int n)
 		return usage_error("--hours '%s': a number of hours from 1 to %d", ctl->hours,
 				   OPS_HOURS_MAX);
 	if ((o = ops_connect(ctl)) == NULL)
-		return EXIT_REDIS;
+		return EXIT_FAIL;
 	if (ops_stats_gather(o, (int)hours, OPS_TOP_SENDERS, &v) != 0) {
 		ops_stats_free(&v);
 		return ops_failed(o);
@@ -882,7 +903,7 @@ static int cmd_log(struct ctl *ctl, char **args, int n)
 	}
 	f.qid = ctl->qid;
 	if ((o = ops_connect(ctl)) == NULL)
-		return EXIT_REDIS;
+		return EXIT_FAIL;
 	/* the newest entry first, so that --follow misses nothing in between */
 	if ((ctl->follow && opsread_log_last_id(o, last, sizeof(last)) != 0) ||
 	    opsread_log_back(o, &f, ctl->since != NULL && ctl->count == NULL ? 0 : (size_t)count,
@@ -933,7 +954,7 @@ static int cmd_sender(struct ctl *ctl, char **args, int n)
 	if (!normalize_sender(ctl, args[0], true, v.name, sizeof(v.name)))
 		return EXIT_USAGE;
 	if ((o = ops_connect(ctl)) == NULL)
-		return EXIT_REDIS;
+		return EXIT_FAIL;
 	if (ops_sender_gather(o, &v) != 0) {
 		ops_sender_free(&v);
 		return ops_failed(o);
@@ -977,7 +998,7 @@ static int cmd_network(struct ctl *ctl, char **args, int n)
 		return EXIT_USAGE;
 	v.name = net;
 	if ((o = ops_connect(ctl)) == NULL)
-		return EXIT_REDIS;
+		return EXIT_FAIL;
 	if (ops_network_gather(o, &v) != 0 ||
 	    store_mx_network_list(ctl->cfg, net, add_mx_domain, &v) < 0) {
 		ops_network_free(&v);
@@ -1006,7 +1027,7 @@ static int cmd_reset(struct ctl *ctl, char **args, int n)
 	    (ctl->network != NULL && !normalize_network(ctl, ctl->network, net, sizeof(net))))
 		return EXIT_USAGE;
 	if ((o = ops_connect(ctl)) == NULL)
-		return EXIT_REDIS;
+		return EXIT_FAIL;
 	if ((deleted = opsread_reset(o, sender, ctl->network != NULL ? net : NULL)) < 0)
 		return ops_failed(o);
 	if (ctl->json) {
@@ -1049,7 +1070,7 @@ static int cmd_metrics(struct ctl *ctl, char **args, int n)
 			ops_metrics_down(stdout);
 		ops_stats_free(&v);
 		opsread_close(o);
-		return EXIT_REDIS;
+		return EXIT_FAIL;
 	}
 	ops_metrics_write(stdout, &v, blocked, log_len, ctl->now_ms, ctl->json);
 	ops_stats_free(&v);
@@ -1195,7 +1216,7 @@ static int cmd_top(struct ctl *ctl, char **args, int n)
 	if (ctl->interval != NULL && !parse_number(ctl->interval, 1, 3600, &interval))
 		return usage_error("--interval '%s': seconds from 1 to 3600", ctl->interval);
 	if ((o = ops_connect(ctl)) == NULL)
-		return EXIT_REDIS;
+		return EXIT_FAIL;
 	if (live)
 		top_terminal();
 	else if (ctl->json)
@@ -1221,7 +1242,7 @@ static int cmd_top(struct ctl *ctl, char **args, int n)
 			ops_entries_free(&tf);
 			if (o == NULL) {
 				fprintf(stderr, "outboundctl: %s\n", opsread_error());
-				return EXIT_REDIS;
+				return EXIT_FAIL;
 			}
 			return ops_failed(o);
 		}
@@ -1454,14 +1475,91 @@ static bool command_known_word(const char *word)
 }
 
 /*
- * report_errors - configuration errors as FILE:LINE: error: ...; warnings
- * concern the daemon (outbound-milter -t shows them), not this tool
+ * report_errors - configuration errors as outboundctl: FILE:LINE: error:
+ * ...; warnings concern the daemon (outbound-milter -t shows them), not
+ * this tool
  */
 static void report_errors(void *arg, const char *file, int line, bool is_error,
 			  const char *msg)
 {
-	if (is_error)
-		config_report_stderr(arg, file, line, is_error, msg);
+	if (!is_error)
+		return;
+	fputs("outboundctl: ", stderr);
+	config_report_stderr(arg, file, line, is_error, msg);
+}
+
+/* ---- credentials ------------------------------------------------------------------ */
+
+/* use_readonly - this run's configuration authenticates with the read-only credentials */
+static void use_readonly(struct redis_conf *r)
+{
+	char *user = r->user, *file = r->password_file;
+
+	/* swapped, not copied: config_free frees all four as before */
+	r->user = r->readonly_user;
+	r->password_file = r->readonly_password_file;
+	r->readonly_user = user;
+	r->readonly_password_file = file;
+}
+
+/* run_as - "user NAME" this process runs as, or "uid N" */
+static const char *run_as(char *buf, size_t size)
+{
+	struct passwd *pw = getpwuid(geteuid());
+
+	if (pw != NULL && pw->pw_name != NULL)
+		snprintf(buf, size, "user %s", pw->pw_name);
+	else
+		snprintf(buf, size, "uid %lu", (unsigned long)geteuid());
+	return buf;
+}
+
+/*
+ * credentials_check - the password file this run authenticates with can
+ * be opened; otherwise one line: which file, why, as whom, and what would
+ * work (OPTION: the option naming it; READS: the command only reads;
+ * READONLY: the read-only credentials are configured)
+ */
+static int credentials_check(const char *file, const char *option, bool reads, bool readonly)
+{
+	char who[80];
+	const char *hint;
+	int fd, err;
+
+	if (file == NULL || file[0] == '\0')
+		return 0;
+	if ((fd = open(file, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+		close(fd);
+		return 0;
+	}
+	err = errno;
+	if (readonly)
+		hint = "the read-only credentials are meant for a group of administrators "
+		       "(mode 0640, group adm for instance): ask to be in the file's group";
+	else if (reads)
+		hint = "to read without it, set readonly_user and readonly_password_file "
+		       "in the redis section, see outboundctl(1)";
+	else
+		hint = "this command writes and needs it: run it as a user who may read "
+		       "the file (root)";
+	fprintf(stderr,
+		"outboundctl: cannot read the Redis credentials: %s %s: %s (running as %s); %s\n",
+		option, file, strerror(err), run_as(who, sizeof(who)), hint);
+	return EXIT_FAIL;
+}
+
+/* credentials_pick - the credentials for CMD, checked; 0 or EXIT_FAIL */
+static int credentials_pick(struct ctl *ctl, const struct command *cmd)
+{
+	struct redis_conf *r = &ctl->cfg->redis;
+	bool readonly = cmd->reads && r->readonly_password_file != NULL &&
+			r->readonly_password_file[0] != '\0';
+
+	if (readonly)
+		use_readonly(r);
+	return credentials_check(r->password_file,
+				 readonly ? "readonly_password_file" : "password_file", cmd->reads,
+				 readonly);
 }
 
 /* clock_ms - now in ms since the epoch: OBM_NOW (epoch seconds) when set, else the clock */
@@ -1524,15 +1622,19 @@ int main(int argc, char **argv)
 
 	if (ctl.config_file == NULL)
 		ctl.config_file = OBM_DEFAULT_CONFIG;
-	if ((ctl.cfg = config_load(ctl.config_file, report_errors, NULL)) == NULL) {
-		fprintf(stderr, "outboundctl: %s: configuration not usable\n", ctl.config_file);
-		return EXIT_USAGE;
+	ctl.cfg = config_load_flags(ctl.config_file, CONFIG_CREDENTIALS_UNOPENED, report_errors,
+				    NULL);
+	if (ctl.cfg == NULL)
+		return EXIT_FAIL;
+	if ((rv = credentials_pick(&ctl, cmd)) != 0) {
+		config_free(ctl.cfg);
+		return rv;
 	}
 	ctl.now_ms = clock_ms(&ctl);
 	rv = cmd->run(&ctl, ctl.words + n_name, n_args);
 	if (fflush(stdout) != 0 && rv == 0) {
 		fprintf(stderr, "outboundctl: writing the output: %s\n", strerror(errno));
-		rv = EXIT_USAGE;
+		rv = EXIT_FAIL;
 	}
 	store_disconnect();
 	config_free(ctl.cfg);

@@ -4,8 +4,9 @@
 # lines, standard input, the relationship_max warning), block (reason,
 # every DURATION form, the TTL in Redis) and unblock, address
 # normalisation (Mixed-Case+tag@Example.COM), options before and after the
-# command words, JSON escaping, and the exit status: 1 for usage and
-# configuration errors, 2 when Redis is down. Then stats, top, sender,
+# command words, JSON escaping, and the exit status: 1 for usage errors,
+# 2 for a configuration or a file that cannot be used and when Redis is
+# down (who may read what: ctl-access.sh). Then stats, top, sender,
 # network, log (filters, --since forms, --follow), reset and metrics on
 # hand-written keys of doc/REDIS.md with a fixed clock (OBM_NOW): human
 # tables compared with tests/golden/outboundctl-*.txt (OBM_UPDATE_GOLDEN=1
@@ -132,12 +133,15 @@ t_is "invalid sender: exit 1" "$RC" 1
 t_is "usage errors wrote nothing" "$(redis_keys "$P*")" ""
 
 run_raw -c "$T/missing.conf" rel show a@b.example
-t_is "missing configuration: exit 1" "$RC" 1
-t_like "missing configuration: named" "$ERR" 'missing\.conf'
+t_is "missing configuration: exit 2" "$RC" 2
+t_like "missing configuration: named, with the reason" "$ERR" \
+	'^outboundctl: .*missing\.conf: .*No such file or directory$'
+t_is "missing configuration: one line" "$(printf '%s\n' "$ERR" | wc -l)" 1
 printf 'redis {\n  socket = "%s"\n}\nno_such_option = 1\n' "$REDIS_SOCK" >"$T/bad.conf"
 run_raw -c "$T/bad.conf" rel show a@b.example
-t_is "bad configuration: exit 1" "$RC" 1
-t_like "bad configuration: FILE:LINE" "$ERR" 'bad\.conf:[0-9]+: '
+t_is "bad configuration: exit 2" "$RC" 2
+t_like "bad configuration: FILE:LINE" "$ERR" '^outboundctl: .*bad\.conf:4: error: '
+t_is "bad configuration: one line" "$(printf '%s\n' "$ERR" | wc -l)" 1
 
 # ---- rel add / show / del ---------------------------------------------------
 
@@ -247,7 +251,7 @@ t_is "rel import over relationship_max: 5 kept" \
 	"$(redis_zcard "${P}{s:big@ours.example}:rel")" 5
 
 run rel import news@ours.example "$T/no-such-file"
-t_is "rel import of a missing file: exit 1" "$RC" 1
+t_is "rel import of a missing file: exit 2" "$RC" 2
 t_like "rel import of a missing file: named" "$ERR" 'no-such-file'
 : >"$T/empty.txt"
 run rel import news@ours.example "$T/empty.txt"

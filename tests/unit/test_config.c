@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -250,6 +251,8 @@ static void assert_defaults(const struct config *c)
 	assert_string_equal(c->redis.socket, "");
 	assert_string_equal(c->redis.user, "");
 	assert_string_equal(c->redis.password_file, "");
+	assert_string_equal(c->redis.readonly_user, "");
+	assert_string_equal(c->redis.readonly_password_file, "");
 	assert_int_equal(c->redis.db, 0);
 	assert_string_equal(c->redis.prefix, "obm:");
 	assert_int_equal(c->redis.timeout_ms, 200);
@@ -308,7 +311,8 @@ static const char *const all_options[] = {
 	"exempt_clients", "subaddress_separator", "learn_inbound", "learn_outbound",
 	"relationship_ttl", "relationship_max", "mx_grouping", "mx_cache_ttl",
 	"dns_timeout_ms", "dns_server",
-	"reservation_ttl", "log_max_entries", "redis", "host", "port", "password_file", "db", "prefix",
+	"reservation_ttl", "log_max_entries", "redis", "host", "port", "password_file",
+	"readonly_user", "readonly_password_file", "db", "prefix",
 	"timeout_ms", "on_error", "classify", "personal_max_recipients",
 	"personal_max_hourly", "min_known_ratio", "require_unsubscribe",
 	"require_aligned_from", "header", "add_header", "header_detail", "class", "action",
@@ -418,6 +422,86 @@ static void test_shipped_example_rule(void **state)
 	free(path);
 }
 
+/* ------------------------------------------------------------ credentials */
+
+/* load TEXT with FLAGS; the reports in RS */
+static struct config *load_flags(const char *text, unsigned flags, struct reports *rs)
+{
+	char *file = write_temp_raw(text, strlen(text));
+	struct config *c;
+
+	assert_non_null(file);
+	memset(rs, 0, sizeof(*rs));
+	c = config_load_flags(file, flags, collect, rs);
+	unlink(file);
+	free(file);
+	return c;
+}
+
+/* load a redis section with OPTION = "VALUE" on its line 2, with FLAGS */
+static struct config *load_redis_opt(const char *option, const char *value, unsigned flags,
+				     struct reports *rs)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "redis {\n %s = \"%s\"\n}\n" LIMIT, option, value);
+	return load_flags(text, flags, rs);
+}
+
+/* the read-only credentials: the same rules as password_file, never opened */
+static void test_readonly_credentials(void **state)
+{
+	char pw[] = "/tmp/obm-test-pw.XXXXXX", text[512];
+	int fd = mkstemp(pw);
+	struct reports rs;
+	struct config *c;
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(chmod(pw, 0640), 0);
+	snprintf(text, sizeof(text),
+		 "redis {\n readonly_user = \"ro\"\n readonly_password_file = \"%s\"\n}\n" LIMIT,
+		 pw);
+	c = load_flags(text, 0, &rs);
+	print_reports(&rs);
+	assert_non_null(c);
+	assert_int_equal(rs.n, 0);
+	assert_string_equal(c->redis.readonly_user, "ro");
+	assert_string_equal(c->redis.readonly_password_file, pw);
+	assert_string_equal(c->redis.user, "");
+	assert_string_equal(c->redis.password_file, "");
+	config_free(c);
+
+	/* readable by others, relative, missing: refused as for password_file */
+	assert_int_equal(chmod(pw, 0644), 0);
+	assert_null(c = load_redis_opt("readonly_password_file", pw, 0, &rs));
+	assert_true(has_report(&rs, 2, true, "readonly_password_file"));
+	assert_true(has_report(&rs, 2, true, "has mode 0644"));
+	assert_null(c = load_redis_opt("readonly_password_file", "ro.pw", 0, &rs));
+	assert_true(has_report(&rs, 2, true,
+			       "readonly_password_file 'ro.pw' must be an absolute path"));
+	assert_null(c = load_redis_opt("readonly_password_file", "/nonexistent/ro.pw", 0, &rs));
+	assert_true(has_report(&rs, 2, true, "No such file"));
+	/* a user without a password would be ignored: an error */
+	assert_null(c = load_redis_opt("readonly_user", "ro", 0, &rs));
+	assert_true(has_report(&rs, 2, true, "readonly_password_file is not"));
+
+	/* CONFIG_CREDENTIALS_UNOPENED: the same checks on password_file */
+	assert_null(c = load_redis_opt("password_file", pw, CONFIG_CREDENTIALS_UNOPENED, &rs));
+	assert_true(has_report(&rs, 2, true, "password_file"));
+	assert_true(has_report(&rs, 2, true, "has mode 0644"));
+	assert_null(c = load_redis_opt("password_file", "/nonexistent/pw",
+				       CONFIG_CREDENTIALS_UNOPENED, &rs));
+	assert_true(has_report(&rs, 2, true, "No such file"));
+	assert_int_equal(chmod(pw, 0600), 0);
+	c = load_redis_opt("password_file", pw, CONFIG_CREDENTIALS_UNOPENED, &rs);
+	assert_non_null(c);
+	assert_int_equal(rs.n, 0);
+	config_free(c);
+	unlink(pw);
+}
+
 /* ------------------------------------------------------------ parsing */
 
 static void test_values_and_syntax(void **state)
@@ -451,6 +535,7 @@ static void test_values_and_syntax(void **state)
 		"reservation_ttl = 120\n"
 		"redis { host = \"redis.example\"; port = 6380; socket = \"/run/redis.sock\"\n"
 		"        user = \"milter\"; password_file = \"%s\"; db = 3\n"
+		"        readonly_user = \"milter-ro\"; readonly_password_file = \"%s\"\n"
 		"        prefix = \"test:\"; timeout_ms = 50; on_error = tempfail }\n"
 		"classify { personal_max_recipients = 0; personal_max_hourly = 20\n"
 		"           min_known_ratio = 0.75; require_unsubscribe = false\n"
@@ -462,7 +547,7 @@ static void test_values_and_syntax(void **state)
 		"network Google { domains = {\"GMail.com\"}; mx = {\"*.Google.COM.\"} }\n"
 		"limit a { scope = sender_domain; count = messages; hourly = 0; burst = 0 }\n"
 		"limit b { scope = client; burst_window = 3600 }\n"
-		"limit c { scope = global; classes = {\"spam-risk\"} }\n", pw);
+		"limit c { scope = global; classes = {\"spam-risk\"} }\n", pw, pw);
 	c = load_clean(text);
 	assert_string_equal(c->socket, "inet:10025@127.0.0.1");
 	assert_int_equal(c->socket_mode, 0600);
@@ -501,6 +586,8 @@ static void test_values_and_syntax(void **state)
 	assert_string_equal(c->redis.socket, "/run/redis.sock");
 	assert_string_equal(c->redis.user, "milter");
 	assert_string_equal(c->redis.password_file, pw);
+	assert_string_equal(c->redis.readonly_user, "milter-ro");
+	assert_string_equal(c->redis.readonly_password_file, pw);
 	assert_int_equal(c->redis.db, 3);
 	assert_string_equal(c->redis.prefix, "test:");
 	assert_int_equal(c->redis.timeout_ms, 50);
@@ -1125,6 +1212,7 @@ int main(void)
 		cmocka_unit_test(test_file_problems),
 		cmocka_unit_test(test_report_stderr_format),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_readonly_credentials),
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_refcount_threads),
 		cmocka_unit_test(test_concurrent_loads),
