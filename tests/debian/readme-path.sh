@@ -63,9 +63,10 @@ readme_has()
 	sed -n '/^## Deployment/,/^## /p' "$README" | grep -qF -- "$1"
 }
 for s in 'apt install ./outbound-milter_' 'aclfile /etc/redis/users.acl' \
-	"'~obm:*'" 'ACL SAVE' 'ACL SETUSER default off' 'users.acl' \
+	'~obm:* resetchannels +@all -@dangerous' 'ACL SAVE' 'ACL SETUSER default off' \
 	'main.cf.snippet' 'master.cf.snippet' 'saslpasswd2' \
-	'pwcheck_method: auxprop' 'outbound-milter -t' \
+	"'pwcheck_method: auxprop'" 'sasldb_path: /etc/postfix/sasl/sasldb2' \
+	'outbound-milter -t' 'postsuper -H' 'postqueue -i' \
 	'journalctl -t outbound-milter' \
 	'/usr/sbin/outbound-milter -c /etc/outbound-milter/outbound-milter.conf' \
 	'kill -TERM'; do
@@ -209,16 +210,12 @@ cat >"$DR_ROOT/root/postfix-step.sh" <<EOF
 set -e
 cat $EX/main.cf.snippet >>/etc/postfix/main.cf
 cat $EX/master.cf.snippet >>/etc/postfix/master.cf
-cat >/etc/postfix/sasl/smtpd.conf <<EOT
-pwcheck_method: auxprop
-auxprop_plugin: sasldb
-mech_list: PLAIN LOGIN
-EOT
+printf '%s\n' 'pwcheck_method: auxprop' 'auxprop_plugin: sasldb' 'mech_list: PLAIN LOGIN' \
+       'sasldb_path: /etc/postfix/sasl/sasldb2' >/etc/postfix/sasl/smtpd.conf
 for u in alice bob carol; do
-	echo "secret-\$u" | saslpasswd2 -p -c -u "\$(postconf -h myhostname)" \$u
+	echo "secret-\$u" | saslpasswd2 -p -f /etc/postfix/sasl/sasldb2 -c -u "\$(postconf -h myhostname)" \$u
 done
-chgrp postfix /etc/sasldb2
-chmod 0640 /etc/sasldb2
+chgrp postfix /etc/postfix/sasl/sasldb2 && chmod 0640 /etc/postfix/sasl/sasldb2
 useradd -m alice
 EOF
 # apt inside the step: the archive cache and the host network
