@@ -4,6 +4,8 @@
 #   make check      build and run every test (starts its own Redis and Postfix)
 #   make check-asan unit, integration and milter tests under ASan+UBSan
 #   make check-faults  fault, load and bad-input tests (Redis outages, kills, 10,000 messages)
+#   make check-debian  the package and the README's deployment steps in a stock
+#                   Debian 12 root (debootstrap, cached in /var/cache/outbound-milter-tests)
 #   make fuzz       run every fuzz target for FUZZ_SECONDS (default 600) each
 #   make lint       cppcheck and clang-tidy over milter/
 #   make bench      benchmarks (not tests): ratios against Postfix alone and an accept-all filter
@@ -50,7 +52,7 @@ TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%) \
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/tools/%)
 
-.PHONY: all deps run check check-asan check-faults tests install clean bench fuzz lint deb
+.PHONY: all deps run check check-asan check-faults check-debian tests install clean bench fuzz lint deb
 all: $(BINS)
 
 deps:
@@ -109,6 +111,11 @@ check-asan: deps
 check-faults: deps
 	$(MAKE) tests
 	tests/run-all $(B) faults
+
+# tests/debian/*.sh: root, the Debian mirror (apt, debootstrap) and the
+# package of `make deb`; OBM_DEBROOT_CACHE moves the cache.
+check-debian: deps deb
+	tests/run-all $(B) debian
 
 lint: deps
 	tests/lint
