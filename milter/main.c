@@ -726,6 +726,9 @@ int main(int argc, char **argv)
 		log_msg(LOG_ERR, NULL, "configuration %s has errors; not starting", log_quote(file));
 		return 1;
 	}
+	/* before the socket exists: Postfix never meets a daemon about to give up */
+	if (check_redis(file, cfg, false) != 0)
+		return 1;
 	policy_init();
 	config_install(cfg);
 
@@ -788,8 +791,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	give_own_dirs(cfg, pidf != NULL);
-	if (drop_privileges(cfg) != 0 || check_password_access(cfg) != 0 ||
-	    check_redis(file, cfg, false) != 0)
+	if (drop_privileges(cfg) != 0 || check_password_access(cfg) != 0)
 		return 1;
 	check_removable("socket", run_socket);
 	check_removable("pid file", run_pid_file);

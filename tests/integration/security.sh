@@ -408,13 +408,13 @@ else
 	# started without root, told to switch to another user (root here):
 	# refuses; told to be the user it already is: runs
 	port=$(t_free_port)
-	MC_SOCKET=inet:$port@127.0.0.1 sec_conf "$T/noroot.conf" "" 'socket_mode = "0660"' \
-		'user = "root"'
+	install -m 0600 -o "$uid" -g "$gid" "$PW" "$T/self.pw"
+	MC_SOCKET=inet:$port@127.0.0.1 sec_conf "$T/noroot.conf" "$T/self.pw" \
+		'socket_mode = "0660"' 'user = "root"'
 	chmod 0644 "$T/noroot.conf"
 	fail_start "started as $U with user = root" "$T/noroot.conf" \
 		"cannot switch to user root: not started as root" \
 		setpriv --reuid="$uid" --regid="$gid" --init-groups
-	install -m 0600 -o "$uid" -g "$gid" "$PW" "$T/self.pw"
 	MC_SOCKET=inet:$port@127.0.0.1 sec_conf "$T/self.conf" "$T/self.pw" \
 		'socket_mode = "0660"' "user = \"$U\"" "group = \"$U\""
 	chmod 0644 "$T/self.conf"
