@@ -10,6 +10,11 @@
 #     it: nothing is delivered;
 #   - the snippet's settings: 10 accepted, 25 refused with 451 4.7.1, the
 #     transaction completes (250 queued) and the 10 are delivered.
+# The milter listens on the shipped layout: its socket in the instance's
+# queue directory, outbound-milter/milter.sock (the daemon creates the
+# folder), and both ports name it as main.cf.snippet does, relative to
+# the queue directory; the snippet's port runs chrooted, as Debian's
+# port-25 smtpd does, the other not.
 . "$(dirname "$0")/../lib/common.sh"
 . "$OBM_SRCDIR/tests/lib/redis.sh"
 . "$OBM_SRCDIR/tests/lib/milter.sh"
@@ -19,16 +24,24 @@ t_need redis-server redis-cli postfix smtp-sink swaks
 t_init e2e-error-limits
 
 SNIPPET=$OBM_SRCDIR/contrib/postfix/master.cf.snippet
+REL=$(sed -n 's/^smtpd_milters = //p' "$OBM_SRCDIR/contrib/postfix/main.cf.snippet")
+t_is "main.cf.snippet names the socket relative to the queue directory" "$REL" \
+	unix:outbound-milter/milter.sock
 redis_start
-MC_SOCKET=unix:$T/milter.sock MC_BURST=10 MC_WINDOW=60 MC_HOURLY=100 milter_std_conf >"$T/m.conf"
-milter_start m "$T/m.conf" "unix:$T/milter.sock"
 sink_start s
-pf_setup a s "unix:$T/milter.sock" tempfail
+pf_setup a s "$REL" tempfail
+SOCK=${PF_DIR[a]}/spool/${REL#unix:}
+MC_SOCKET=unix:$SOCK MC_BURST=10 MC_WINDOW=60 MC_HOURLY=100 milter_std_conf >"$T/m.conf"
+milter_start m "$T/m.conf" "unix:$SOCK"
 cf=$(pf_conf a)/master.cf
-pf_add_port a defaults "unix:$T/milter.sock"
+pf_add_port a defaults "$REL"
 printf '%s\n' "  -o smtpd_soft_error_limit=10" "  -o smtpd_hard_error_limit=20" \
 	"  -o smtpd_error_sleep_time=1s" >>"$cf"
-pf_add_port a shipped "unix:$T/milter.sock"
+pf_add_port a shipped "$REL"
+# the snippet's port chrooted, like Debian's smtp service
+port=${PF_PORT[a/shipped]}
+sed -i "s/^127.0.0.1:$port inet n - n - - smtpd$/127.0.0.1:$port inet n - y - - smtpd/" "$cf"
+t_is "the snippet's port is chrooted" "$(grep -c "^127.0.0.1:$port inet n - y " "$cf")" 1
 awk '/^submission /{e=1; next} /^[^ #]/{e=0} e && /error_limit|error_sleep_time/' "$SNIPPET" >>"$cf"
 t_is "the snippet's submission entry sets the three error settings" \
 	"$(awk '/^submission /{e=1; next} /^[^ #]/{e=0} e && /error_limit|error_sleep_time/' "$SNIPPET" | wc -l)" 3
