@@ -3,7 +3,9 @@
 # administrator uses it: `apt install ./outbound-milter_*.deb` pulls its
 # dependencies (and its Recommends, redis-server and postfix) from the
 # mirror; the user, group and socket folder exist; `outbound-milter -t`
-# passes on the shipped configuration; the daemon starts with the unit's
+# passes on the shipped configuration; README.Debian's Redis commands (an
+# ACL user kept in redis.conf, the password file) work and survive a Redis
+# restart, -t refuses a wrong password; the daemon starts with the unit's
 # ExecStart command line (no systemd in a chroot: the unit's
 # RuntimeDirectory is created as systemd would, then that exact command
 # runs) and drops root; the system Postfix, wired with the postconf
@@ -132,7 +134,20 @@ t_is "postinst run twice changes nothing" "$(diff "$T/state1" "$T/state2")" ""
 dr_run dpkg -L outbound-milter >"$T/files.list"
 printf '%s\n' "$SPOOLDIR" /etc/outbound-milter >>"$T/files.list"
 
-# ---- Redis, -t, the daemon as the unit starts it --------------------------
+# ---- Redis with README.Debian's ACL user, -t, the daemon as the unit starts it
+
+# README.Debian step 1, its commands as written (Redis is not running yet:
+# the systemctl restart is what starting it below does)
+readme=$(ls "$R"/usr/share/doc/outbound-milter/README.Debian* 2>/dev/null | head -n 1)
+zcat -f "${readme:-/dev/null}" | sed -n '/^1\. Redis/,/^2\. /p' |
+	grep -E '^    [^ ]' | grep -v '^    systemctl ' | sed 's/^    //' >"$T/redis-step.sh"
+t_ge "README.Debian has the Redis commands" "$(wc -l <"$T/redis-step.sh")" 5
+dr_run bash -e <"$T/redis-step.sh" >"$T/redis-step.log" 2>&1
+t_is "README.Debian's Redis commands run" "$?" 0
+t_is "the password file: root outbound-milter 640" \
+	"$(dr_run stat -c '%U %G %a' /etc/outbound-milter/redis.password 2>/dev/null)" \
+	"root outbound-milter 640"
+
 
 dr_ns redis-server /etc/redis/redis.conf --daemonize no --supervised no \
 	--logfile /var/log/redis/redis-server.log </dev/null >"$T/redis.out" 2>&1 &
@@ -142,6 +157,30 @@ dr_wait_port 6379 20 || t_bail "redis-server did not start: $(cat "$T/redis.out"
 out=$(dr_ns outbound-milter -t -c "$CONF" 2>&1)
 t_is "outbound-milter -t passes on the shipped file" "$?" 0
 [ -n "$out" ] && t_diag "$out"
+
+# README.Debian step 2: the milter logs in as that user (Redis keeps it in
+# redis.conf: checked after a restart of Redis)
+sed -i -e 's|^  user = ""|  user = "outbound-milter"|' \
+	-e 's|^  password_file = ""|  password_file = "/etc/outbound-milter/redis.password"|' "$R$CONF"
+rpid=$(dr_pids | while read -r p; do
+	case $(cat "/proc/$p/comm" 2>/dev/null) in redis-server) echo "$p" ;; esac
+done | head -n 1)
+t_kill_pid "${rpid:-0}" 10
+dr_ns redis-server /etc/redis/redis.conf --daemonize no --supervised no \
+	--logfile /var/log/redis/redis-server.log </dev/null >"$T/redis.out" 2>&1 &
+t_track $!
+dr_wait_port 6379 20 || t_bail "redis-server did not restart: $(cat "$T/redis.out")"
+out=$(dr_ns outbound-milter -t -c "$CONF" 2>&1)
+t_is "-t passes with the ACL user of README.Debian after a Redis restart" "$?" 0
+[ -n "$out" ] && t_diag "$out"
+sed -i -e 's|^  password_file = .*|  password_file = "/etc/outbound-milter/wrong.password"|' "$R$CONF"
+install -m 0640 -g "$(dr_run id -g outbound-milter)" /dev/null "$R/etc/outbound-milter/wrong.password"
+echo wrong >"$R/etc/outbound-milter/wrong.password"
+out=$(dr_ns outbound-milter -t -c "$CONF" 2>&1)
+t_not "-t fails with a wrong password" test "$?" -eq 0
+t_diag "$out"
+sed -i -e 's|^  password_file = .*|  password_file = "/etc/outbound-milter/redis.password"|' "$R$CONF"
+rm -f "$R/etc/outbound-milter/wrong.password"
 
 execstart=$(sed -n 's/^ExecStart=//p' "$R$UNIT")
 rundir=$(sed -n 's/^RuntimeDirectory=//p' "$R$UNIT")
@@ -170,7 +209,6 @@ t_is "socket srw-rw---- group postfix" \
 
 # ---- Postfix wired per README.Debian, a message to smtp-sink ----------------
 
-readme=$(ls "$R"/usr/share/doc/outbound-milter/README.Debian* 2>/dev/null | head -n 1)
 zcat -f "${readme:-/dev/null}" | grep -E '^    postconf ' | sed 's/^    //' >"$T/postconf.sh"
 t_ge "README.Debian has the postconf commands" "$(wc -l <"$T/postconf.sh")" 10
 dr_run sh -e <"$T/postconf.sh" >"$T/postconf.log" 2>&1
