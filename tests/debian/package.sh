@@ -23,8 +23,6 @@
 #
 #	bash tests/debian/package.sh	(as root; OBM_SRCDIR, OBM_BUILD)
 . "$(dirname "$0")/../lib/common.sh"
-[ -f "$OBM_SRCDIR/tests/lib/debroot.sh" ] ||
-	t_skip_all "tests/lib/debroot.sh missing"
 . "$OBM_SRCDIR/tests/lib/debroot.sh"
 dr_need
 t_need dpkg-deb dpkg-buildpackage dpkg-parsechangelog swaks
