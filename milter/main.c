@@ -727,8 +727,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* before the socket exists: Postfix never meets a daemon about to give up */
-	if (check_redis(file, cfg, false) != 0)
+	if (check_redis(file, cfg, false) != 0) {
+		config_free(cfg);
 		return 1;
+	}
 	policy_init();
 	config_install(cfg);
 
