@@ -134,12 +134,18 @@ printf '%s\n' "$SPOOLDIR" /etc/outbound-milter >>"$T/files.list"
 
 # ---- Redis with README.Debian's ACL user, -t, the daemon as the unit starts it
 
+# redis_up: Redis in the root's namespace with Debian's configuration file
+redis_up()
+{
+	dr_ns redis-server /etc/redis/redis.conf --daemonize no --supervised no \
+		--logfile /var/log/redis/redis-server.log </dev/null >"$T/redis.out" 2>&1 &
+	t_track $!
+	dr_wait_port 6379 20 || t_bail "redis-server did not start: $(cat "$T/redis.out")"
+}
+
 # Redis as Debian's package ships it, and -t on the shipped file (no
 # credentials: Debian's Redis lets the default user in)
-dr_ns redis-server /etc/redis/redis.conf --daemonize no --supervised no \
-	--logfile /var/log/redis/redis-server.log </dev/null >"$T/redis.out" 2>&1 &
-t_track $!
-dr_wait_port 6379 20 || t_bail "redis-server did not start: $(cat "$T/redis.out")"
+redis_up
 out=$(dr_ns outbound-milter -t -c "$CONF" 2>&1)
 t_is "outbound-milter -t passes on the shipped file" "$?" 0
 t_is "outbound-milter -t on the shipped file: no message" "$out" ""
@@ -181,10 +187,7 @@ rpid=$(dr_pids | while read -r p; do
 	case $(cat "/proc/$p/comm" 2>/dev/null) in redis-server) echo "$p" ;; esac
 done | head -n 1)
 t_kill_pid "${rpid:-0}" 10
-dr_ns redis-server /etc/redis/redis.conf --daemonize no --supervised no \
-	--logfile /var/log/redis/redis-server.log </dev/null >"$T/redis.out" 2>&1 &
-t_track $!
-dr_wait_port 6379 20 || t_bail "redis-server did not restart: $(cat "$T/redis.out")"
+redis_up
 out=$(dr_ns outbound-milter -t -c "$CONF" 2>&1)
 t_is "-t passes with the ACL user of README.Debian after a Redis restart" "$?" 0
 [ -n "$out" ] && t_diag "$out"
