@@ -146,33 +146,53 @@ t_le()
 	fi
 }
 
-# t_file_like NAME FILE ERE: some line of FILE matches
+# t_file_like NAME FILE ERE: some line of FILE matches (fails when FILE
+# does not exist or cannot be read)
 t_file_like()
 {
-	if [ -f "$2" ] && grep -Eq -- "$3" "$2"; then
+	if [ ! -f "$2" ] || [ ! -r "$2" ]; then
+		t_fail "$1" "missing evidence: '$2' does not exist or cannot be read"
+	elif grep -Eq -- "$3" "$2"; then
 		t_pass "$1"
 	else
 		t_fail "$1" "no line of $2 matches /$3/"
-		[ -f "$2" ] && t_diag "$(tail -n 15 "$2")"
+		t_diag "$(tail -n 15 "$2")"
 	fi
 }
 
-# t_file_unlike NAME FILE ERE: no line of FILE matches
+# t_file_unlike NAME FILE ERE: no line of FILE matches; a file that does
+# not exist or cannot be read is a failure, not a pass
 t_file_unlike()
 {
-	if [ -f "$2" ] && grep -Eq -- "$3" "$2"; then
+	local st
+	if [ ! -f "$2" ] || [ ! -r "$2" ]; then
+		t_fail "$1" "missing evidence: '$2' does not exist or cannot be read"
+		return 0
+	fi
+	grep -Eq -- "$3" "$2"
+	st=$?
+	if [ "$st" -eq 0 ]; then
 		t_fail "$1" "$2 has a line matching /$3/:" \
 			"$(grep -E -m 3 -- "$3" "$2")"
-	else
+	elif [ "$st" -eq 1 ]; then
 		t_pass "$1"
+	else
+		t_fail "$1" "grep could not read $2 (status $st)"
 	fi
 }
 
-# t_count FILE ERE: number of lines of FILE matching ERE (0 if no file)
+# t_count FILE ERE: number of lines of FILE matching ERE; when FILE does not
+# exist or cannot be read it prints "missing:FILE" (never a number, so no
+# t_is/t_ge/t_le comparison passes on it) and returns 1
 t_count()
 {
-	local n=0
-	[ -f "$1" ] && n=$(grep -Ec -- "$2" "$1")
+	local n
+	if [ ! -f "$1" ] || [ ! -r "$1" ]; then
+		echo "missing:$1"
+		return 1
+	fi
+	n=$(grep -Ec -- "$2" "$1")
+	[ $? -le 1 ] || { echo "unreadable:$1"; return 1; }
 	echo "${n:-0}"
 }
 
@@ -403,7 +423,9 @@ t_json()
 
 t_count_ge()
 {
-	[ "$(t_count "$1" "$2")" -ge "$3" ]
+	local n
+	n=$(t_count "$1" "$2") || return 1
+	[ "$n" -ge "$3" ]
 }
 
 # t_wait_log_count FILE ERE N [TIMEOUT]: until at least N lines match
