@@ -292,19 +292,45 @@ pf_stop()
 	return 0
 }
 
+# pf_queue NAME: postqueue -j output; when postqueue fails (no such
+# instance, Postfix broken) it says so on stderr and returns 1 rather than
+# print an empty queue
 pf_queue()
 {
-	postqueue -c "${PF_DIR[$1]}/conf" -j 2>/dev/null
+	local out st
+	if [ -z "${PF_DIR[$1]:-}" ]; then
+		echo "pf_queue: no Postfix instance named '$1'" >&2
+		return 1
+	fi
+	out=$(postqueue -c "${PF_DIR[$1]}/conf" -j 2>&1)
+	st=$?
+	if [ "$st" -ne 0 ]; then
+		echo "pf_queue $1: postqueue -j failed (status $st): $out" >&2
+		return 1
+	fi
+	# postqueue prints warnings on stderr too: keep the JSON lines only
+	[ -n "$out" ] && printf '%s\n' "$out" | grep '^{'
+	return 0
 }
 
+# pf_queue_count NAME: messages in the queue; "postqueue-failed" (never a
+# number, so no comparison passes on it) and status 1 when postqueue fails
 pf_queue_count()
 {
-	pf_queue "$1" | grep -c '"queue_name"'
+	local out
+	if ! out=$(pf_queue "$1"); then
+		echo "postqueue-failed"
+		return 1
+	fi
+	printf '%s' "$out" | grep -c '"queue_name"'
+	return 0
 }
 
 pf_queue_empty()
 {
-	[ "$(pf_queue_count "$1")" -eq 0 ]
+	local n
+	n=$(pf_queue_count "$1") || return 1
+	[ "$n" -eq 0 ]
 }
 
 pf_wait_empty()
@@ -318,13 +344,24 @@ pf_flush()
 	postqueue -c "${PF_DIR[$1]}/conf" -f >/dev/null 2>&1
 }
 
+# sink_dir_ok NAME: the sink's folder exists (else says so on stderr)
+sink_dir_ok()
+{
+	if [ -z "${SINK_DIR[$1]:-}" ] || [ ! -d "${SINK_DIR[$1]}" ]; then
+		echo "sink '$1': no folder '${SINK_DIR[$1]:-}'" >&2
+		return 1
+	fi
+}
+
 sink_files()
 {
+	sink_dir_ok "$1" || return 1
 	find "${SINK_DIR[$1]}" -type f -printf '%T@ %p\n' 2>/dev/null | sort -n | cut -d' ' -f2-
 }
 
 sink_msgs()
 {
+	sink_dir_ok "$1" || { echo "no-sink"; return 1; }
 	find "${SINK_DIR[$1]}" -type f | wc -l
 }
 
@@ -357,27 +394,34 @@ sink_header()
 # pf_queue_name NAME QID: the queue message QID is in ("" if none)
 pf_queue_name()
 {
-	pf_queue "$1" | grep -F "\"queue_id\": \"$2\"" |
+	local out
+	out=$(pf_queue "$1") || { echo "postqueue-failed"; return 1; }
+	printf '%s\n' "$out" | grep -F "\"queue_id\": \"$2\"" |
 		sed -n 's/.*"queue_name": *"\([^"]*\)".*/\1/p'
 }
 
 # pf_queue_rcpts NAME QID: recipients of queued message QID, one a line
 pf_queue_rcpts()
 {
-	pf_queue "$1" | grep -F "\"queue_id\": \"$2\"" | grep -o '"address": *"[^"]*"' |
+	local out
+	out=$(pf_queue "$1") || { echo "postqueue-failed"; return 1; }
+	printf '%s\n' "$out" | grep -F "\"queue_id\": \"$2\"" | grep -o '"address": *"[^"]*"' |
 		sed 's/.*: *"\(.*\)"/\1/'
 }
 
 # pf_queue_list NAME: "QID QUEUE" per queued message, sorted
 pf_queue_list()
 {
-	pf_queue "$1" | sed -n 's/.*"queue_name": *"\([^"]*\)", "queue_id": *"\([^"]*\)".*/\2 \1/p' | sort
+	local out
+	out=$(pf_queue "$1") || { echo "postqueue-failed"; return 1; }
+	printf '%s\n' "$out" | sed -n 's/.*"queue_name": *"\([^"]*\)", "queue_id": *"\([^"]*\)".*/\2 \1/p' | sort
 }
 
 # recipients received by the sink (one X-Rcpt-Args line each)
 sink_rcpts()
 {
 	local n
+	sink_dir_ok "$1" || { echo "no-sink"; return 1; }
 	n=$(find "${SINK_DIR[$1]}" -type f -exec cat {} + 2>/dev/null | grep -c '^X-Rcpt-Args:')
 	echo "${n:-0}"
 }
@@ -386,6 +430,7 @@ sink_rcpts()
 sink_rcpts_from()
 {
 	local f n=0 c
+	sink_dir_ok "$1" || { echo "no-sink"; return 1; }
 	while IFS= read -r f; do
 		if grep -q "^X-Mail-Args: <$2>" "$f"; then
 			c=$(grep -c '^X-Rcpt-Args:' "$f")
@@ -398,6 +443,7 @@ sink_rcpts_from()
 # sink_rcpt_list NAME: the recipient addresses received, sorted
 sink_rcpt_list()
 {
+	sink_dir_ok "$1" || { echo "no-sink"; return 1; }
 	find "${SINK_DIR[$1]}" -type f -exec cat {} + 2>/dev/null |
 		sed -n 's/^X-Rcpt-Args: *<\{0,1\}\([^ >]*\).*/\1/p' | sort
 }
@@ -416,7 +462,9 @@ sink_wait_rcpts()
 
 sink_rcpts_ge()
 {
-	[ "$(sink_rcpts "$1")" -ge "$2" ]
+	local n
+	n=$(sink_rcpts "$1") || return 1
+	[ "$n" -ge "$2" ]
 }
 
 # smtp_send OUT PORT FROM TO [swaks options]: one SMTP transaction
