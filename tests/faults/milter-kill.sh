@@ -36,18 +36,22 @@ port=${PF_OUT[a]}
 # pending units in Redis, all networks and senders
 pending_units()
 {
-	local k n=0
-	for k in $(rcli --scan --pattern 'obm:{*}:p:*'); do
-		n=$((n + $(rcli zcard "$k")))
+	local k n=0 keys c
+	keys=$(redis_keys 'obm:{*}:p:*') || { echo "$keys"; return 1; }
+	for k in $keys; do
+		c=$(redis_zcard "$k") || { echo "$c"; return 1; }
+		n=$((n + c))
 	done
 	echo "$n"
 }
 
 window_units()
 {
-	local k n=0
-	for k in $(rcli --scan --pattern 'obm:{*}:w:*'); do
-		n=$((n + $(rcli zcard "$k")))
+	local k n=0 keys c
+	keys=$(redis_keys 'obm:{*}:w:*') || { echo "$keys"; return 1; }
+	for k in $keys; do
+		c=$(redis_zcard "$k") || { echo "$c"; return 1; }
+		n=$((n + c))
 	done
 	echo "$n"
 }
@@ -108,7 +112,8 @@ sleep 2
 t_ok "stale socket file left behind" test -S "$T/milter.sock"
 t_restart=$(t_now)
 milter_start m2 "$T/m.conf" "$MC_SOCKET"
-t_pass "a new milter starts on the stale socket"
+t_ok "a new milter starts on the stale socket (running, accepting connections)" \
+	eval "t_alive ${MILTER_PID[m2]} && milter_listening $MC_SOCKET"
 before=$(load_progress L)
 sleep 2
 load_stop L

@@ -81,7 +81,7 @@ account redis-slow L s a
 mt_run back "$SLOW" "sock=unix:$T/tf.sock" policy=tempfail sleep_s=0 prepare=2 run_s=1 \
 	"bound_ms=$BOUND_MS" label=back
 t_ge "after the sleep: the tempfail milter reserves in Redis again" \
-	"$(rcli --scan --pattern 'obm:{google}:w:per-sender:slow*@example.com' | wc -l)" 1
+	"$(redis_keys 'obm:{google}:w:per-sender:slow*@example.com' | grep -c '^obm:')" 1
 redis_schema_check redis-slow
 
 pf_stop a

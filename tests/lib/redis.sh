@@ -7,6 +7,8 @@
 #	redis_stop		stop (SIGTERM, waits until the socket is gone)
 #	redis_restart		start again on the same socket and port
 #	rcli ARGS...		redis-cli on the socket, raw output
+#	redis_keys PAT / redis_zcard KEY / redis_ok
+#				checked reads: they fail when Redis does not answer
 #
 # Needs common.sh sourced and t_init called first.
 
@@ -76,14 +78,37 @@ rcli()
 	redis-cli -s "$REDIS_SOCK" "$@"
 }
 
-# redis_zcard KEY: members of a sorted set (0 when it does not exist)
+# redis_zcard KEY: members of a sorted set (0 when it does not exist);
+# "redis-unreachable" (never a number) and status 1 when Redis did not answer
 redis_zcard()
 {
-	rcli zcard "$1" 2>/dev/null
+	local out
+	if ! out=$(rcli zcard "$1" 2>&1) || ! [[ $out =~ ^[0-9]+$ ]]; then
+		echo "redis_zcard $1: Redis did not answer: $out" >&2
+		echo "redis-unreachable"
+		return 1
+	fi
+	echo "$out"
 }
 
-# redis_keys PATTERN: matching keys, one per line, sorted
+# redis_keys PATTERN: matching keys, one per line, sorted. When Redis does
+# not answer (the scan fails) it prints "redis-unreachable" instead, so that
+# neither an "" nor a "| wc -l" = 0 comparison passes, and returns 1.
 redis_keys()
 {
-	rcli --scan --pattern "$1" 2>/dev/null | sort
+	local out
+	if ! out=$(rcli --scan --pattern "$1" 2>&1); then
+		echo "redis_keys $1: Redis did not answer: $out" >&2
+		echo "redis-unreachable"
+		return 1
+	fi
+	[ -n "$out" ] && printf '%s\n' "$out" | sort
+	return 0
+}
+
+# redis_ok: Redis answers PING (use before a check that reads "no key" as
+# good news)
+redis_ok()
+{
+	[ "$(rcli ping 2>/dev/null)" = PONG ]
 }
