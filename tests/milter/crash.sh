@@ -26,7 +26,8 @@ milter_kill m1
 t_ok "stale socket file left behind" test -S "$T/milter.sock"
 
 milter_start m2 "$T/m.conf" "$MC_SOCKET"
-t_pass "a new milter starts on the stale socket"
+t_ok "a new milter starts on the stale socket (running, accepting connections)" \
+	eval "t_alive ${MILTER_PID[m2]} && milter_listening $MC_SOCKET"
 mt_run within-ttl "$OBM_SRCDIR/tests/milter/crash.lua" "sock=$MC_SOCKET" "phase=within"
 
 # past the reservation TTL the abandoned units are gone
