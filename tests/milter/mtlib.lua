@@ -364,6 +364,64 @@ function T.now()
 	return tonumber(s)
 end
 
+-- T.redis_sleep(SECS): make Redis stuck with DEBUG SLEEP SECS, in the
+-- background; returns a handle for T.redis_sleep_check. The reply and the
+-- time it came back are written to files, so that the check can tell when
+-- the server was really blocked.
+function T.redis_sleep(secs)
+	local f = os.tmpname()
+	os.execute("(redis-cli -s " .. T.q(redis) .. " debug sleep " .. secs .. " >" ..
+	    T.q(f .. ".reply") .. " 2>&1; date +%s.%N >" .. T.q(f .. ".end") .. ") &")
+	return { file = f, secs = tonumber(secs), sent = T.now() }
+end
+
+local function slurp(path)
+	local fh = io.open(path, "r")
+	if fh == nil then
+		return nil
+	end
+	local s = fh:read("a")
+	fh:close()
+	return s
+end
+
+-- T.redis_sleep_check(H, FROM, TO, LABEL): waits for the DEBUG SLEEP reply
+-- (up to its length + 10 s) and checks the evidence that Redis was stuck
+-- over the judged window FROM..TO (epoch seconds): the reply is OK and came
+-- back at END with END - SECS <= FROM (it was already blocked at FROM; END
+-- is measured late, so the test is conservative) and END >= TO. Returns
+-- true/false and the epoch time the block is known to have started.
+function T.redis_sleep_check(h, from, to, label)
+	local deadline = h.sent + h.secs + 10
+	local e
+	while true do
+		e = slurp(h.file .. ".end")
+		if e ~= nil and e:match("%d") then
+			break
+		end
+		if T.now() > deadline then
+			break
+		end
+		mt.sleep(0.1)
+	end
+	local reply = (slurp(h.file .. ".reply") or "(no reply file)"):gsub("%s+$", "")
+	local t_end = e and tonumber(e:match("[%d.]+"))
+	os.remove(h.file)
+	os.remove(h.file .. ".reply")
+	os.remove(h.file .. ".end")
+	if t_end == nil then
+		T.ok(false, label .. ": Redis was stuck (DEBUG SLEEP " .. h.secs .. " returned)",
+		    "missing evidence: no DEBUG SLEEP reply within " .. (h.secs + 10) .. " s; reply: " .. reply)
+		return false, from
+	end
+	local started = t_end - h.secs
+	T.ok(reply == "OK" and started <= from and t_end >= to,
+	    label .. ": Redis was stuck over the judged window (DEBUG SLEEP " .. h.secs .. " took effect)",
+	    string.format("reply '%s'; blocked %.3f..%.3f, judged window %.3f..%.3f", reply,
+	        started, t_end, from, to))
+	return reply == "OK" and started <= from and t_end >= to, started
+end
+
 function T.finish()
 	print("# end of script")
 	io.stdout:flush()

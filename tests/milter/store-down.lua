@@ -91,14 +91,16 @@ elseif phase == "stuck" then
 	T.is(T.mail(ca, "stuck@example.com"), "continue", "stuck/accept: MAIL FROM")
 	T.is(T.mail(ct, "stuck@example.com"), "continue", "stuck/tempfail: MAIL FROM")
 	-- block Redis for 3 s
-	os.execute("redis-cli -s " .. T.q(redis) .. " debug sleep 3 >/dev/null 2>&1 &")
+	local stuck = T.redis_sleep(3)
 	mt.sleep(0.3)
 	local t0 = T.now()
+	local judged_from = t0
 	local ra = T.rcpt(ca, "s1@gmail.com")
 	local ta = T.now() - t0
 	t0 = T.now()
 	local rt = T.rcpt(ct, "s1@gmail.com")
 	local tt = T.now() - t0
+	local judged_to = T.now()
 	T.is(ra, "continue", "stuck/accept: recipient continues")
 	T.ok(ta < 1.5, "stuck/accept: answered within 1.5 s (timeout_ms 200)", "took " .. ta .. " s")
 	T.is(rt, "replycode", "stuck/tempfail: recipient refused")
@@ -107,8 +109,11 @@ elseif phase == "stuck" then
 	T.must(mt.abort(ct), "abort")
 	mt.disconnect(ca)
 	mt.disconnect(ct)
-	-- after the sleep the late replies must not be taken for later commands
-	mt.sleep(3)
+	-- the verdicts above mean something only if Redis really was stuck
+	-- while the recipients were judged; this also waits for the end of the
+	-- sleep: after it the late replies must not be taken for later commands
+	T.redis_sleep_check(stuck, judged_from, judged_to, "stuck")
+	mt.sleep(0.2)
 	local c2 = T.open({ label = "after stuck" })
 	local counted = false
 	for i = 1, 60 do
