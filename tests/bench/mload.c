@@ -92,6 +92,9 @@ static struct options opt = {
 
 static atomic_long next_message;
 static atomic_int failed;
+/* connections that could not be made or broke (write error, EOF, read
+ * error): never a refusal by the filter, counted apart in the output */
+static atomic_long broken;
 
 /* what one message's current values are, for the macros */
 struct msgvals {
@@ -222,6 +225,7 @@ static int out_flush(struct conn *c)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
+			atomic_fetch_add(&broken, 1);
 			fail("write: %s", strerror(errno));
 			return -1;
 		}
@@ -265,6 +269,7 @@ static int reply_read(struct conn *c, char *cmd, unsigned char **data, size_t *d
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
+			atomic_fetch_add(&broken, 1);
 			fail("read: %s", r == 0 ? "connection closed by the filter" : strerror(errno));
 			return -1;
 		}
@@ -479,6 +484,7 @@ static int conn_open(struct conn *c, struct counts *cnt)
 	conn_reset(c);
 	c->fd = sock_open();
 	if (c->fd < 0) {
+		atomic_fetch_add(&broken, 1);
 		fail("connect %s: %s", opt.socket, strerror(errno));
 		return -1;
 	}
@@ -845,11 +851,11 @@ int main(int argc, char **argv)
 	double secs = (double)(t1 - t0) / 1e6;
 	printf("msgs=%ld secs=%.3f rate=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f "
 	       "accepted=%ld refused=%ld rcpt_refused=%ld held=%ld changes=%ld conns=%ld "
-	       "rt_per_msg=%.2f\n",
+	       "rt_per_msg=%.2f broken=%ld\n",
 	       n, secs, secs > 0 ? (double)n / secs : 0.0, pct(all, n, 0.50), pct(all, n, 0.99),
 	       n ? (double)all[n - 1] / 1000.0 : 0.0, tot.accepted, tot.refused,
 	       tot.rcpt_refused, tot.held, tot.changes, tot.conns,
-	       n ? (double)tot.waits / (double)n : 0.0);
+	       n ? (double)tot.waits / (double)n : 0.0, atomic_load(&broken));
 	free(all);
 	free(w);
 	free(opt.nets);

@@ -32,8 +32,10 @@
 # ACC/T4/R5: recipients answered 2xx/4xx/5xx, NOREPLY: recipients never
 # answered because the connection broke (or could not be made); DATA: the reply code to the end of the
 # message ("-" when not sent); OUTCOME: delivered (2xx to the message),
-# tempfailed (a 4xx ended it, or the connection broke before the end of
-# the message was sent: either way the client keeps it), rejected (5xx),
+# tempfailed (a 4xx reply ended it: the client keeps it), broken (the
+# connection could not be made, or broke without a reply before the end of
+# the message was sent: the client keeps it too, but no server said 4xx, so
+# it is counted apart from tempfailed), rejected (5xx),
 # error (the connection broke after the end of the message was sent and
 # before its reply: its fate is unknown to the client); T0/T1 start and end (epoch ms); MAXRCPT/EOM/MAXCMD the
 # slowest RCPT reply, the end-of-message reply and the slowest reply of any
@@ -204,8 +206,8 @@ sub session
 			if (!$c || !defined $code || $code !~ /^2/) {
 				# nothing of the message was sent: the client keeps it
 				$r{noreply} = $nr if !defined $code;
-				$r{outcome} = (defined $code && $code =~ /^5/) ? 'rejected' :
-				    'tempfailed';
+				$r{outcome} = !defined $code ? 'broken' :
+				    $code =~ /^5/ ? 'rejected' : 'tempfailed';
 				record($out, $id, $port, $sender, $nr, \%r, $t0);
 				$c->close() if $c;
 				$c = undef;
@@ -248,7 +250,7 @@ sub transaction
 	lat($r, $ms);
 	if (!defined $code) {
 		$r->{noreply} = $nr;
-		$r->{outcome} = 'tempfailed';
+		$r->{outcome} = 'broken';
 		return 1;
 	}
 	if ($code !~ /^2/) {
@@ -261,7 +263,7 @@ sub transaction
 		lat($r, $ms);
 		if (!defined $code) {
 			$r->{noreply} += $nr - $i;
-			$r->{outcome} = 'tempfailed';
+			$r->{outcome} = 'broken';
 			return 1;
 		}
 		$r->{maxrcpt} = $ms if $ms > $r->{maxrcpt};
@@ -282,7 +284,7 @@ sub transaction
 	($code, $text, $ms) = $c->cmd('DATA');
 	lat($r, $ms);
 	if (!defined $code) {
-		$r->{outcome} = 'tempfailed';
+		$r->{outcome} = 'broken';
 		return 1;
 	}
 	if ($code ne '354') {
@@ -325,8 +327,8 @@ sub summary
 	my $dir = shift @args or usage();
 	my %o = (from => 0, to => 0, port => '');
 	GetOptionsFromArray(\@args, \%o, 'from=i', 'to=i', 'port=s') or usage();
-	my %t = map { $_ => 0 } qw(messages delivered tempfailed rejected error rcpts
-	    rcpt_delivered rcpt_tempfailed rcpt_rejected rcpt_unknown rcpt_4xx rcpt_5xx
+	my %t = map { $_ => 0 } qw(messages delivered tempfailed rejected error broken rcpts
+	    rcpt_delivered rcpt_tempfailed rcpt_rejected rcpt_unknown rcpt_broken rcpt_4xx rcpt_5xx
 	    data_4xx dropped max_rcpt_ms max_eom_ms max_cmd_ms);
 	for my $f (glob("$dir/result.*")) {
 		open(my $in, '<', $f) or die "$f: $!";
@@ -351,6 +353,10 @@ sub summary
 				$t{rcpt_rejected} += $r5;
 			} elsif ($outc eq 'error') {
 				$t{rcpt_unknown} += $nr - $r5;
+				$t{rcpt_rejected} += $r5;
+			} elsif ($outc eq 'broken') {
+				# the client keeps the message: not a 4xx, counted apart
+				$t{rcpt_broken} += $nr - $r5;
 				$t{rcpt_rejected} += $r5;
 			} else {
 				# not accepted as a whole: accepted recipients stay with the client
