@@ -127,7 +127,7 @@ local qid = string.format("HDR%04d", n)
 local e = C.send(conn, "", { "someone@gmail.com" }, { qid = qid,
     from = "Mail Delivery System <MAILER-DAEMON@example.com>" })
 C.expect(conn, qid, e, nil, { class = "personal", rcpts = 1 }, "bounce")
-T.is(#T.redis("--scan", "--pattern", "obm:{s:}*"), 0, "bounce: no key for an empty sender")
+T.is(#T.redis_scan("obm:{s:}*"), 0, "bounce: no key for an empty sender")
 T.is(T.zcard("obm:{s:127.0.0.1}:vel"), 1, "bounce: its recipient counts in the client's velocity")
 T.is(T.zcard("obm:{s:127.0.0.1}:rel"), 0, "bounce: no relationship learned")
 

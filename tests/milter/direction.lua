@@ -15,7 +15,7 @@ local function burst(conn, sender, n, label, o)
 end
 
 local function window_keys(pattern)
-	local out = T.redis("--scan", "--pattern", pattern)
+	local out = T.redis_scan(pattern)
 	local keys = {}
 	for k in out:gmatch("[^\n]+") do
 		table.insert(keys, k)

@@ -73,7 +73,7 @@ T.is(T.wait_zcard(T.wkey("google", "b@example.com"), 10), 10,
 
 -- nothing but the rate windows of this configuration: no key without the
 -- prefix, every window key hash-tagged
-local keys = T.redis("--scan", "--pattern", "*")
+local keys = T.redis_scan("*")
 local bad = {}
 for k in keys:gmatch("[^\n]+") do
 	if not k:find("^obm:") then

@@ -84,6 +84,22 @@ function T.redis(...)
 	return (out:gsub("\n$", ""))
 end
 
+-- T.redis_scan(PATTERN): the matching keys, newline-separated (as
+-- T.redis("--scan", ...) returns them); stops the script with a failure
+-- when redis-cli fails (Redis unreachable), so that "no key" can never be
+-- read from a Redis that did not answer
+function T.redis_scan(pattern)
+	local p = io.popen("redis-cli -s " .. T.q(redis) .. " --scan --pattern " .. T.q(pattern) .. " 2>&1")
+	local out = p:read("a")
+	local ok, _, code = p:close()
+	if not ok then
+		T.ok(false, "Redis answered SCAN " .. pattern,
+		    "missing evidence: redis-cli exited " .. tostring(code) .. ": " .. out)
+		error("Redis did not answer SCAN " .. pattern)
+	end
+	return (out:gsub("\n$", ""))
+end
+
 function T.zcard(key)
 	return tonumber(T.redis("zcard", key)) or -1
 end

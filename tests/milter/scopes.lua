@@ -5,7 +5,7 @@ dofile(srcdir .. "/tests/milter/mtlib.lua")
 
 local function keys(pattern)
 	local l = {}
-	for k in T.redis("--scan", "--pattern", pattern):gmatch("[^\n]+") do
+	for k in T.redis_scan(pattern):gmatch("[^\n]+") do
 		table.insert(l, k)
 	end
 	return l
