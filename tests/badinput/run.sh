@@ -92,6 +92,9 @@ done
 if [ -n "${baseline:-}" ]; then
 	t_is "nothing was flushed: the first case's rate window is still there" \
 		"$(rcli exists "$baseline")" 1
+else
+	t_fail "nothing was flushed: the first case's rate window is still there" \
+		"missing evidence: the first case left no rate window to look for (or Redis did not answer)"
 fi
 log_lines_check "milter log after the cases"
 if [ -z "${OBM_BADINPUT_CASES:-}" ] || [[ " $OBM_BADINPUT_CASES " = *" log-fields "* ]]; then
