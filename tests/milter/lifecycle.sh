@@ -158,7 +158,7 @@ t_diag "exit $(awk -v a="$t0" -v b="$(t_now)" 'BEGIN { printf "%.2f", b - a }') 
 # ---- started as root, running as nobody ------------------------------------------
 
 if [ "$(id -u)" -ne 0 ] || ! getent passwd nobody >/dev/null; then
-	t_diag "not root (or no user nobody): the switch to user nobody is not tested"
+	t_fail "the switch to user nobody needs root and the user nobody"
 	t_done
 fi
 
