@@ -413,6 +413,24 @@ static void model_remove(struct model *m, const char *member)
 	m->n = k;
 }
 
+/*
+ * oracle_admits - the limit's definition, written out here rather than
+ * taken from ratelimit.c: a unit may be admitted at NOW when fewer than
+ * burst units were admitted after NOW - burst_window and fewer than hourly
+ * after NOW - 1 hour (a unit exactly one window old no longer counts).
+ * T holds the N admission times that count (committed or still reserved).
+ */
+static bool oracle_admits(const long long *t, size_t n, long long now, struct limit_values lv)
+{
+	long in_burst = 0, in_hour = 0;
+
+	for (size_t j = 0; j < n; j++) {
+		in_burst += t[j] > now - lv.burst_window * 1000LL;
+		in_hour += t[j] > now - HOUR_MS;
+	}
+	return in_burst < lv.burst && in_hour < lv.hourly;
+}
+
 /* ratelimit.c's verdict for one rule, with the used count for comparison */
 static enum window_verdict model_check(const struct model *m, long long now,
 				       struct limit_values lv, long *used, long long *retry)
@@ -426,6 +444,10 @@ static enum window_verdict model_check(const struct model *m, long long now,
 	for (i = 0; i < m->n; i++)
 		t[i] = m->u[i].t;
 	w = ratelimit_window_check(t, m->n, now, lv, retry);
+	/* the code under test and the definition agree, at every step */
+	if ((w == WINDOW_ADMIT) != oracle_admits(t, m->n, now, lv))
+		fail_msg("at %lld: ratelimit.c says %d, the definition %s", now, w,
+			 oracle_admits(t, m->n, now, lv) ? "admit" : "refuse");
 	len = w == WINDOW_OVER_HOURLY ? HOUR_MS : lv.burst_window * 1000LL;
 	*used = 0;
 	for (i = 0; i < m->n; i++)
@@ -1022,6 +1044,8 @@ static void hammer_run_all(const char *rule, struct limit_values lv, int nthread
 
 		if (ratelimit_window_check(t, i, t[i], lv, &retry) != WINDOW_ADMIT)
 			fail_msg("unit %zu at %lld was over the limit", i, t[i]);
+		if (!oracle_admits(t, i, t[i], lv))
+			fail_msg("unit %zu at %lld was over the limit by its definition", i, t[i]);
 	}
 	*times_out = t;
 	*n_out = n;
