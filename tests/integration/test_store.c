@@ -1229,32 +1229,34 @@ static void test_redis_down(void **state)
 	t = redis_test_ms();
 	assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
 	elapsed = redis_test_ms() - t;
-	assert_true(elapsed <= cfg.redis.timeout_ms + 100);
+	/* bounds: the property is "within a timeout, not waiting on Redis", with
+	 * room for a loaded 2-core machine under ASan */
+	assert_true(elapsed <= cfg.redis.timeout_ms + 500);
 	printf("redis down: first call failed in %lld ms: %s\n", elapsed, store_last_error());
 
 	/* the next calls fail fast, whether backing off or trying again */
 	for (i = 0; i < 100; i++) {
 		t = redis_test_ms();
 		assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
-		assert_true(redis_test_ms() - t < 50);
+		assert_true(redis_test_ms() - t < cfg.redis.timeout_ms / 2);
 		redis_test_sleep_ms(15);
 	}
 	assert_non_null(strstr(store_last_error(), "redis"));
 	t = redis_test_ms();
 	assert_int_equal(store_ping(&cfg), STORE_ERR);
-	assert_true(redis_test_ms() - t < 50);
+	assert_true(redis_test_ms() - t < cfg.redis.timeout_ms / 2);
 
 	/* back again: a call succeeds within about the longest back-off */
 	assert_int_equal(redis_test_restart(&srv), 0);
 	restarted = redis_test_ms();
 	while (store_reserve(&cfg, &u, 1, 0, &v) != STORE_OK) {
-		if (redis_test_ms() - restarted > 1500)
-			fail_msg("still failing 1.5 s after restart: %s", store_last_error());
+		if (redis_test_ms() - restarted > 2500)
+			fail_msg("still failing 2.5 s after restart: %s", store_last_error());
 		redis_test_sleep_ms(5);
 	}
 	elapsed = redis_test_ms() - restarted;
 	printf("redis down: working again %lld ms after the restart\n", elapsed);
-	assert_true(elapsed <= 1100);
+	assert_true(elapsed <= 1600); /* the longest back-off (1 s) and room */
 	/* the checking connection died with the old server */
 	raw_close();
 	freeReplyObject(raw_cmd("PING"));
@@ -1297,14 +1299,14 @@ static void test_redis_stuck(void **state)
 	printf("redis stuck: call failed after %lld ms (timeout %d): %s\n", elapsed,
 	       cfg.redis.timeout_ms, store_last_error());
 	assert_true(elapsed >= cfg.redis.timeout_ms - 20);
-	assert_true(elapsed <= cfg.redis.timeout_ms + 150);
+	assert_true(elapsed <= cfg.redis.timeout_ms + 500);
 	/* reconnecting: the socket accepts, nothing answers; the whole connect
 	 * stays within timeout_ms, then back-off makes calls fail at once */
 	for (i = 0; i < 5; i++) {
 		t = redis_test_ms();
 		assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
 		elapsed = redis_test_ms() - t;
-		assert_true(elapsed <= cfg.redis.timeout_ms + 150);
+		assert_true(elapsed <= cfg.redis.timeout_ms + 500);
 	}
 	t = redis_test_ms();
 	assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
