@@ -785,7 +785,9 @@ follow_check INT
 "$CTL" -c "$T/ops.conf" --json log -f -n 1 --queue-id F3 >"$T/follow.out" 2>&1 &
 fpid=$!
 t_track "$fpid"
-sleep 0.5
+# the follower is reading once its XREAD BLOCK is on the server
+follower_waits() { rcli CLIENT LIST | grep -q 'cmd=xread'; }
+t_ok "log --follow: its XREAD waits on the server" t_wait_until 5 follower_waits
 rcli XADD "${OP}{log}" '*' type message qid F3 sender x@example.com rcpts 3 >/dev/null
 t_wait_log "$T/follow.out" '"qid":"F3"' 5
 t_like "log --follow --json: one object a line" "$(cat "$T/follow.out")" \
