@@ -11,6 +11,7 @@
 #   make bench      benchmarks (not tests): ratios against Postfix alone and an accept-all filter
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deb        the Debian package build/outbound-milter_VERSION_ARCH.deb
+#   make golden     regenerate tests/golden/ from outboundctl's output and print the diff
 #                   (debhelper in a scratch copy, checked by lintian)
 
 PREFIX   ?= /usr/local
@@ -52,7 +53,7 @@ TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%) \
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/tools/%)
 
-.PHONY: all deps run check check-asan check-faults check-debian tests install clean bench fuzz lint deb
+.PHONY: all deps run check check-asan check-faults check-debian tests install clean bench fuzz lint deb golden
 all: $(BINS)
 
 deps:
@@ -149,6 +150,17 @@ install: all
 		contrib/sendmail/outbound-milter.mc doc/REDIS.md $(DESTDIR)$(DOCDIR)/examples/
 
 # The version is VERSION above; debian/changelog must say the same.
+# The only way tests/golden/ changes: the outboundctl test writes its tables
+# to a folder of the build, they replace the golden files, the diff is shown.
+golden: deps
+	$(MAKE) tests
+	rm -rf $(B)/golden-new
+	-OBM_GOLDEN_OUT=$(abspath $(B))/golden-new OBM_TEST_FILTER='^integration/outboundctl$$' \
+		tests/run-all $(B) integration
+	@test -d $(B)/golden-new || { echo "golden: the test wrote no table" >&2; exit 1; }
+	-diff -ru tests/golden $(B)/golden-new
+	cp $(B)/golden-new/*.txt tests/golden/
+
 deb:
 	@contrib/install-deps --deb
 	contrib/build-deb $(B)

@@ -9,8 +9,8 @@
 # down (who may read what: ctl-access.sh). Then stats, top, sender,
 # network, log (filters, --since forms, --follow), reset and metrics on
 # hand-written keys of doc/REDIS.md with a fixed clock (OBM_NOW): human
-# tables compared with tests/golden/outboundctl-*.txt (OBM_UPDATE_GOLDEN=1
-# rewrites them), --json parsed, the exposition checked like promtool
+# tables compared with tests/golden/outboundctl-*.txt (`make golden`
+# regenerates them and prints the diff), --json parsed, the exposition checked like promtool
 # does, top in tmux (q and Ctrl-C). Log, sender and top with hostile
 # values in the entries (spaces, '=', quotes, control bytes, forged
 # fields): every line reads back field by field (tests/lib/logfields.pl).
@@ -316,8 +316,10 @@ t_is "unblock --json" "$OUT" '{"sender":"somelogin","unblocked":true}'
 #
 # Hand-written keys exactly as doc/REDIS.md describes them, under their own
 # prefix; "now" fixed with OBM_NOW so that hour buckets and windows, and so
-# the human tables, are stable: they are compared with tests/golden/
-# (OBM_UPDATE_GOLDEN=1 rewrites the golden files from the output).
+# the human tables, are stable: they are compared with tests/golden/. A run
+# never writes there: with OBM_GOLDEN_OUT=DIR (set by `make golden`, which
+# then copies DIR over tests/golden/ and prints the diff) it also writes
+# each table to DIR.
 
 GOLDEN=$OBM_SRCDIR/tests/golden
 OP="obmops:"
@@ -371,9 +373,9 @@ ops()
 golden()
 {
 	local f=$GOLDEN/outboundctl-$1.txt
-	if [ "${OBM_UPDATE_GOLDEN:-0}" = 1 ]; then
-		mkdir -p "$GOLDEN"
-		printf '%s\n' "$OUT" >"$f"
+	if [ -n "${OBM_GOLDEN_OUT:-}" ]; then
+		mkdir -p "$OBM_GOLDEN_OUT"
+		printf '%s\n' "$OUT" >"$OBM_GOLDEN_OUT/outboundctl-$1.txt"
 	fi
 	if [ -f "$f" ] && [ "$OUT" = "$(cat "$f")" ]; then
 		t_pass "$1: output as in tests/golden/outboundctl-$1.txt"
@@ -783,7 +785,9 @@ follow_check INT
 "$CTL" -c "$T/ops.conf" --json log -f -n 1 --queue-id F3 >"$T/follow.out" 2>&1 &
 fpid=$!
 t_track "$fpid"
-sleep 0.5
+# the follower is reading once its XREAD BLOCK is on the server
+follower_waits() { rcli CLIENT LIST | grep -q 'cmd=xread'; }
+t_ok "log --follow: its XREAD waits on the server" t_wait_until 5 follower_waits
 rcli XADD "${OP}{log}" '*' type message qid F3 sender x@example.com rcpts 3 >/dev/null
 t_wait_log "$T/follow.out" '"qid":"F3"' 5
 t_like "log --follow --json: one object a line" "$(cat "$T/follow.out")" \
@@ -848,7 +852,7 @@ EOF
 	t_like "top in tmux: Ctrl-C: the terminal is back in canonical mode" "$(pane)" '^icanon$'
 	tmux -L "$TMUX_SOCK" kill-server
 else
-	t_diag "tmux not installed: top not tried in a terminal"
+	t_fail "top in a terminal needs tmux (contrib/install-deps installs it)"
 fi
 
 # metrics: text exposition, valid, no duplicate series, escaped labels

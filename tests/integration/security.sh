@@ -313,7 +313,7 @@ milter_stop wrong
 # ---- privilege drop --------------------------------------------------------------
 
 if [ "$(id -u)" -ne 0 ]; then
-	t_diag "not root: privilege drop and socket group not tested"
+	t_fail "the privilege drop and the socket group need root to be tried"
 else
 	t_need useradd userdel groupadd groupdel setpriv
 	U=obm-sec-$$

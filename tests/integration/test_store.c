@@ -413,6 +413,24 @@ static void model_remove(struct model *m, const char *member)
 	m->n = k;
 }
 
+/*
+ * oracle_admits - the limit's definition, written out here rather than
+ * taken from ratelimit.c: a unit may be admitted at NOW when fewer than
+ * burst units were admitted after NOW - burst_window and fewer than hourly
+ * after NOW - 1 hour (a unit exactly one window old no longer counts).
+ * T holds the N admission times that count (committed or still reserved).
+ */
+static bool oracle_admits(const long long *t, size_t n, long long now, struct limit_values lv)
+{
+	long in_burst = 0, in_hour = 0;
+
+	for (size_t j = 0; j < n; j++) {
+		in_burst += t[j] > now - lv.burst_window * 1000LL;
+		in_hour += t[j] > now - HOUR_MS;
+	}
+	return in_burst < lv.burst && in_hour < lv.hourly;
+}
+
 /* ratelimit.c's verdict for one rule, with the used count for comparison */
 static enum window_verdict model_check(const struct model *m, long long now,
 				       struct limit_values lv, long *used, long long *retry)
@@ -426,6 +444,10 @@ static enum window_verdict model_check(const struct model *m, long long now,
 	for (i = 0; i < m->n; i++)
 		t[i] = m->u[i].t;
 	w = ratelimit_window_check(t, m->n, now, lv, retry);
+	/* the code under test and the definition agree, at every step */
+	if ((w == WINDOW_ADMIT) != oracle_admits(t, m->n, now, lv))
+		fail_msg("at %lld: ratelimit.c says %d, the definition %s", now, w,
+			 oracle_admits(t, m->n, now, lv) ? "admit" : "refuse");
 	len = w == WINDOW_OVER_HOURLY ? HOUR_MS : lv.burst_window * 1000LL;
 	*used = 0;
 	for (i = 0; i < m->n; i++)
@@ -1022,6 +1044,8 @@ static void hammer_run_all(const char *rule, struct limit_values lv, int nthread
 
 		if (ratelimit_window_check(t, i, t[i], lv, &retry) != WINDOW_ADMIT)
 			fail_msg("unit %zu at %lld was over the limit", i, t[i]);
+		if (!oracle_admits(t, i, t[i], lv))
+			fail_msg("unit %zu at %lld was over the limit by its definition", i, t[i]);
 	}
 	*times_out = t;
 	*n_out = n;
@@ -1205,32 +1229,34 @@ static void test_redis_down(void **state)
 	t = redis_test_ms();
 	assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
 	elapsed = redis_test_ms() - t;
-	assert_true(elapsed <= cfg.redis.timeout_ms + 100);
+	/* bounds: the property is "within a timeout, not waiting on Redis", with
+	 * room for a loaded 2-core machine under ASan */
+	assert_true(elapsed <= cfg.redis.timeout_ms + 500);
 	printf("redis down: first call failed in %lld ms: %s\n", elapsed, store_last_error());
 
 	/* the next calls fail fast, whether backing off or trying again */
 	for (i = 0; i < 100; i++) {
 		t = redis_test_ms();
 		assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
-		assert_true(redis_test_ms() - t < 50);
+		assert_true(redis_test_ms() - t < cfg.redis.timeout_ms / 2);
 		redis_test_sleep_ms(15);
 	}
 	assert_non_null(strstr(store_last_error(), "redis"));
 	t = redis_test_ms();
 	assert_int_equal(store_ping(&cfg), STORE_ERR);
-	assert_true(redis_test_ms() - t < 50);
+	assert_true(redis_test_ms() - t < cfg.redis.timeout_ms / 2);
 
 	/* back again: a call succeeds within about the longest back-off */
 	assert_int_equal(redis_test_restart(&srv), 0);
 	restarted = redis_test_ms();
 	while (store_reserve(&cfg, &u, 1, 0, &v) != STORE_OK) {
-		if (redis_test_ms() - restarted > 1500)
-			fail_msg("still failing 1.5 s after restart: %s", store_last_error());
+		if (redis_test_ms() - restarted > 2500)
+			fail_msg("still failing 2.5 s after restart: %s", store_last_error());
 		redis_test_sleep_ms(5);
 	}
 	elapsed = redis_test_ms() - restarted;
 	printf("redis down: working again %lld ms after the restart\n", elapsed);
-	assert_true(elapsed <= 1100);
+	assert_true(elapsed <= 1600); /* the longest back-off (1 s) and room */
 	/* the checking connection died with the old server */
 	raw_close();
 	freeReplyObject(raw_cmd("PING"));
@@ -1273,14 +1299,14 @@ static void test_redis_stuck(void **state)
 	printf("redis stuck: call failed after %lld ms (timeout %d): %s\n", elapsed,
 	       cfg.redis.timeout_ms, store_last_error());
 	assert_true(elapsed >= cfg.redis.timeout_ms - 20);
-	assert_true(elapsed <= cfg.redis.timeout_ms + 150);
+	assert_true(elapsed <= cfg.redis.timeout_ms + 500);
 	/* reconnecting: the socket accepts, nothing answers; the whole connect
 	 * stays within timeout_ms, then back-off makes calls fail at once */
 	for (i = 0; i < 5; i++) {
 		t = redis_test_ms();
 		assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
 		elapsed = redis_test_ms() - t;
-		assert_true(elapsed <= cfg.redis.timeout_ms + 150);
+		assert_true(elapsed <= cfg.redis.timeout_ms + 500);
 	}
 	t = redis_test_ms();
 	assert_int_equal(store_reserve(&cfg, &u, 1, 0, &v), STORE_ERR);
