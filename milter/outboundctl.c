@@ -145,8 +145,8 @@ struct command {
 	int min_args;      /* operands after the command words */
 	int max_args;      /* -1: any number */
 	unsigned opts;     /* options it takes besides the global ones */
-	int (*run)(struct ctl *ctl, char **args, int n);
 	bool reads;        /* only reads: may use the read-only credentials */
+	int (*run)(struct ctl *ctl, char **args, int n);
 	const char *help;
 };
 
@@ -168,48 +168,48 @@ static int cmd_reset(struct ctl *ctl, char **args, int n);
 static int cmd_metrics(struct ctl *ctl, char **args, int n);
 
 static const struct command commands[] = {
-	{ "stats", "[--hours N]", 0, 0, OPT_HOURS, cmd_stats, READS,
+	{ "stats", "[--hours N]", 0, 0, OPT_HOURS, READS, cmd_stats,
 	  "classes, actions, networks (used/limit of\n"
 	  "the busiest sender per rule), top senders;\n"
 	  "N hour buckets added up (default 1: this\n"
 	  "UTC hour)" },
-	{ "top", "[--interval S]", 0, 0, OPT_INTERVAL, cmd_top, READS,
+	{ "top", "[--interval S]", 0, 0, OPT_INTERVAL, READS, cmd_top,
 	  "live view of the above, refreshed every S\n"
 	  "seconds (default 2); q or Ctrl-C quits" },
-	{ "sender", "ADDRESS", 1, 1, 0, cmd_sender, READS,
+	{ "sender", "ADDRESS", 1, 1, 0, READS, cmd_sender,
 	  "limits in use per network, velocity, class\n"
 	  "counts (this hour, 24 h), block, last\n"
 	  "decisions" },
-	{ "network", "NAME", 1, 1, 0, cmd_network, READS,
+	{ "network", "NAME", 1, 1, 0, READS, cmd_network,
 	  "usage of one network (or a domain's) by\n"
 	  "its top 20 senders" },
 	{ "log", "[--sender A] [--queue-id Q] [--class C] [--since T] [--follow] [--count N]",
 	  0, 0, OPT_SENDER | OPT_QUEUE_ID | OPT_CLASS | OPT_SINCE | OPT_FOLLOW | OPT_COUNT,
-	  cmd_log, READS,
+	  READS, cmd_log,
 	  "decision log, newest last (default: last\n"
 	  "20 entries); T: 2026-11-30T14:00:00Z,\n"
 	  "epoch seconds or 15m, 2h ago; --follow\n"
 	  "waits for more (with --json: one object\n"
 	  "a line)" },
-	{ "rel add", "SENDER RECIPIENT...", 2, -1, 0, cmd_rel_add, WRITES,
+	{ "rel add", "SENDER RECIPIENT...", 2, -1, 0, WRITES, cmd_rel_add,
 	  "make RECIPIENTs known to SENDER (seen now)" },
-	{ "rel del", "SENDER RECIPIENT...", 2, -1, 0, cmd_rel_del, WRITES,
+	{ "rel del", "SENDER RECIPIENT...", 2, -1, 0, WRITES, cmd_rel_del,
 	  "forget those relationships" },
-	{ "rel show", "SENDER", 1, 1, 0, cmd_rel_show, READS,
+	{ "rel show", "SENDER", 1, 1, 0, READS, cmd_rel_show,
 	  "SENDER's relationships, newest first" },
-	{ "rel import", "SENDER FILE", 2, 2, 0, cmd_rel_import, WRITES,
+	{ "rel import", "SENDER FILE", 2, 2, 0, WRITES, cmd_rel_import,
 	  "add FILE's addresses, one a line ('-':\n"
 	  "stdin; '#' comments); bad lines are skipped" },
 	{ "block", "ADDRESS [--reason R] [--ttl DURATION]", 1, 1, OPT_REASON | OPT_TTL,
-	  cmd_block, WRITES,
+	  WRITES, cmd_block,
 	  "freeze a sender on every MTA (its mail is\n"
 	  "spam-risk); DURATION: 3600, 90s, 30m, 12h,\n"
 	  "7d (default: until unblocked)" },
-	{ "unblock", "ADDRESS", 1, 1, 0, cmd_unblock, WRITES, "lift a block" },
-	{ "reset", "ADDRESS [--network NAME]", 1, 1, OPT_NETWORK, cmd_reset, WRITES,
+	{ "unblock", "ADDRESS", 1, 1, 0, WRITES, cmd_unblock, "lift a block" },
+	{ "reset", "ADDRESS [--network NAME]", 1, 1, OPT_NETWORK, WRITES, cmd_reset,
 	  "clear the sender's rate windows (every\n"
 	  "network, or one)" },
-	{ "metrics", "", 0, 0, 0, cmd_metrics, READS,
+	{ "metrics", "", 0, 0, 0, READS, cmd_metrics,
 	  "Prometheus text exposition; the *_hour\n"
 	  "gauges count the current UTC hour bucket" },
 };
@@ -1505,7 +1505,7 @@ static void use_readonly(struct redis_conf *r)
 /* run_as - "user NAME" this process runs as, or "uid N" */
 static const char *run_as(char *buf, size_t size)
 {
-	struct passwd *pw = getpwuid(geteuid());
+	struct passwd *pw = getpwuid(geteuid()); /* cppcheck-suppress getpwuidCalled ; no thread here */
 
 	if (pw != NULL && pw->pw_name != NULL)
 		snprintf(buf, size, "user %s", pw->pw_name);
