@@ -5,7 +5,7 @@ dofile(srcdir .. "/tests/milter/mtlib.lua")
 
 -- windows of the google network whose scope is SCOPE
 local function windows(scope)
-	local out = T.redis("--scan", "--pattern", "obm:{google}:w:*")
+	local out = T.redis_scan("obm:{google}:w:*")
 	local n = 0
 	for k in out:gmatch("[^\n]+") do
 		if k:sub(-#scope - 1) == ":" .. scope then
