@@ -520,18 +520,17 @@ static void check_removable(const char *what, const char *file)
 /*
  * Started as root: create the folder of FILE when it is missing (its own
  * last component only; a missing parent is an error that names it), as
- * MODE, owned by `user` (root without one) and group GROUP ("" keeps
- * root's), so that the daemon can remove FILE when it stops. Without
+ * MODE, owned by root and group GROUP ("" keeps root's). Holding nothing
+ * else, it is the daemon's own: give_own_dirs then hands it to `user`, so
+ * that the daemon can remove FILE when it stops. Without
  * systemd's RuntimeDirectory, /run/outbound-milter does not exist after a
  * boot; the socket folder inside Postfix's queue directory may not exist
  * before the first start. Anything that exists is left as it is.
  */
-static int make_own_dir(const struct config *cfg, const char *what, const char *file,
-			mode_t mode, const char *group)
+static int make_own_dir(const char *what, const char *file, mode_t mode, const char *group)
 {
 	char dir[PATH_MAX], parent[PATH_MAX];
 	const char *base, *pbase;
-	uid_t uid = 0;
 	gid_t gid = 0;
 	struct stat st;
 
@@ -547,19 +546,13 @@ static int make_own_dir(const struct config *cfg, const char *what, const char *
 				: "");
 		return -1;
 	}
-	if (cfg->user[0] != '\0') {
-		const struct passwd *pw = getpwnam(cfg->user); /* cppcheck-suppress getpwnamCalled ; before any thread */
-
-		if (pw != NULL)
-			uid = pw->pw_uid;
-	}
 	if (group[0] != '\0') {
 		const struct group *gr = getgrnam(group); /* cppcheck-suppress getgrnamCalled ; before any thread */
 
 		if (gr != NULL)
 			gid = gr->gr_gid;
 	}
-	if (mkdir(dir, mode) != 0 || chown(dir, uid, gid) != 0 || chmod(dir, mode) != 0) {
+	if (mkdir(dir, mode) != 0 || chown(dir, 0, gid) != 0 || chmod(dir, mode) != 0) {
 		log_msg(LOG_ERR, NULL, "cannot create the folder %s of the %s: %s", log_quote(dir),
 			what, strerror(errno));
 		return -1;
@@ -744,8 +737,8 @@ int main(int argc, char **argv)
 	 * created closed to everyone but root, then given socket_mode and
 	 * socket_group, so that no other user can slip in meanwhile.
 	 */
-	if (make_own_dir(cfg, "socket", socket_path(cfg->socket), 0750, cfg->socket_group) != 0 ||
-	    (!foreground && make_own_dir(cfg, "pid file", cfg->pid_file, 0755, "") != 0))
+	if (make_own_dir("socket", socket_path(cfg->socket), 0750, cfg->socket_group) != 0 ||
+	    (!foreground && make_own_dir("pid file", cfg->pid_file, 0755, "") != 0))
 		return 1;
 	old_umask = umask(0177);
 	opened = smfi_opensocket(true);

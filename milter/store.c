@@ -1274,32 +1274,56 @@ static void store_batch_commit_window(struct store_batch *b, const struct store_
 	resp_ll(r, store_window_ttl_ms(b->cfg));
 }
 
-#define STORE_COMMIT_STACK 256 /* units ordered without an allocation */
+#define STORE_ORDER_STACK 256 /* units ordered without an allocation */
+
+/*
+ * store_order_by_window - pointers to UNITS (N) sorted by window, then by
+ * place: in STACK (STORE_ORDER_STACK entries) when they fit, else
+ * allocated (free it when it is not STACK). NULL when out of memory.
+ */
+static const struct store_unit **store_order_by_window(const struct store_unit *units, size_t n,
+							const struct store_unit **stack)
+{
+	const struct store_unit **order;
+
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+	order = n <= STORE_ORDER_STACK ? stack : malloc(n * sizeof(*order));
+	if (order == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		order[i] = &units[i];
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+	qsort(order, n, sizeof(*order), store_unit_order);
+	return order;
+}
+
+/* the end of the run of ORDER (N) from I on that shares order[I]'s window */
+static size_t store_window_end(const struct store_unit *const *order, size_t i, size_t n)
+{
+	size_t j = i + 1;
+
+	while (j < n && store_window_cmp(order[i], order[j]) == 0)
+		j++;
+	return j;
+}
 
 /* store_batch_commit - commit UNITS (N), window by window (NOW: for units without admitted_ms) */
 static void store_batch_commit(struct store_batch *b, const struct store_unit *units, size_t n,
 			       long long now)
 {
-	const struct store_unit *stack[STORE_COMMIT_STACK];
+	const struct store_unit *stack[STORE_ORDER_STACK];
 	const struct store_unit **order;
 	size_t i, j;
 
 	if (n == 0)
 		return;
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-	order = n <= STORE_COMMIT_STACK ? stack : malloc(n * sizeof(*order));
-	if (order == NULL) {
+	if ((order = store_order_by_window(units, n, stack)) == NULL) {
 		store_fail("redis: %s: out of memory", b->what);
 		store_batch_fail(b);
 		return;
 	}
-	for (i = 0; i < n; i++)
-		order[i] = &units[i];
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-	qsort(order, n, sizeof(*order), store_unit_order);
 	for (i = 0; i < n; i = j) {
-		for (j = i + 1; j < n && store_window_cmp(order[i], order[j]) == 0; j++)
-			;
+		j = store_window_end(order, i, n);
 		store_batch_commit_window(b, order + i, j - i, now);
 	}
 	if (order != stack)
@@ -1348,8 +1372,7 @@ static int store_renew_once(const struct config *cfg, const struct store_unit *c
 		return STORE_ERR;
 	}
 	for (i = 0; i < n; i = j) {
-		for (j = i + 1; j < n && store_window_cmp(order[i], order[j]) == 0; j++)
-			;
+		j = store_window_end(order, i, n);
 		store_queue_renew(&b, order + i, j - i);
 	}
 	rv = store_batch_run(&b);
@@ -1365,6 +1388,7 @@ static int store_renew_once(const struct config *cfg, const struct store_unit *c
 
 int store_renew(const struct config *cfg, const struct store_unit *units, size_t n)
 {
+	const struct store_unit *stack[STORE_ORDER_STACK];
 	const struct store_unit **order;
 	bool noscript;
 	size_t i;
@@ -1375,20 +1399,15 @@ int store_renew(const struct config *cfg, const struct store_unit *units, size_t
 	for (i = 0; i < n; i++)
 		if (store_check_unit(&units[i]) != 0)
 			return STORE_ERR;
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-	order = malloc(n * sizeof(*order));
-	if (order == NULL) {
+	if ((order = store_order_by_window(units, n, stack)) == NULL) {
 		store_fail("redis: renew: out of memory");
 		return STORE_ERR;
 	}
-	for (i = 0; i < n; i++)
-		order[i] = &units[i];
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-	qsort(order, n, sizeof(*order), store_unit_order);
 	rv = store_renew_once(cfg, order, n, &noscript);
 	if (rv != STORE_OK && noscript) /* Redis forgot the script: load it and go again */
 		rv = store_renew_once(cfg, order, n, &noscript);
-	free(order);
+	if (order != stack)
+		free(order);
 	return rv;
 }
 
